@@ -1,0 +1,193 @@
+"""The `facerec` command: serve, db, models, enroll-dir, identify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.config import Settings
+from app.errors import FacerecError, WeightsUnavailableError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from app.main import create_app
+    from app.runtime import weights_source
+    from app.services.weights import resolve_weights
+
+    # Check the weights before binding the port, so a missing file is one clear paragraph.
+    resolve_weights(weights_source(settings), allow_download=settings.allow_download)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port if args.port is not None else settings.port,
+        log_level=args.log_level or settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db import session as db
+    from app.db.embedded import EmbeddedPostgres
+
+    server = None
+    url = settings.database_url
+    if url is None:
+        server = EmbeddedPostgres(settings.embedded_pgdata, port=settings.embedded_db_port)
+        server.start()
+        url = server.url
+    try:
+        if args.db_command == "upgrade":
+            db.upgrade(url, revision=args.revision)
+        else:
+            db.downgrade(url, revision=args.revision)
+    finally:
+        if server is not None:
+            server.stop()
+    print(f"database schema {args.db_command}d to {args.revision}")
+    return 0
+
+
+def _models_fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from app.runtime import weights_source
+    from app.services.weights import download, verify
+
+    source = weights_source(settings)
+    dest_dir: Path = args.dest or settings.model_dir
+    target = dest_dir / source.filename
+    if target.is_file():
+        verify(target, source=source)
+        print(f"{target} is already present and verified")
+        return 0
+    print(f"fetched and verified {download(source, dest_dir=dest_dir)}")
+    return 0
+
+
+async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from app.runtime import open_runtime
+    from app.services.recognition import MultipleFacesPolicy
+
+    root: Path = args.directory
+    if not root.is_dir():
+        print(f"{root} is not a directory", file=sys.stderr)
+        return 2
+    jobs = sorted(
+        (subject_dir.name, image)
+        for subject_dir in root.iterdir()
+        if subject_dir.is_dir() and not subject_dir.name.startswith((".", "_"))
+        for image in subject_dir.iterdir()
+        if image.suffix.lower() in IMAGE_SUFFIXES
+    )
+    rejected: list[tuple[Path, str, str]] = []
+    outcomes: Counter[str] = Counter()
+    async with open_runtime(settings) as runtime:
+        semaphore = asyncio.Semaphore(args.concurrency)
+        progress = tqdm(total=len(jobs), unit="img", desc="enrolling")
+
+        async def enrol_one(subject: str, image: Path) -> None:
+            async with semaphore:
+                try:
+                    result = await runtime.recognition.enroll(
+                        data=image.read_bytes(), subject=subject, collection=args.collection, metadata=None,
+                        on_multiple_faces=MultipleFacesPolicy(args.on_multiple_faces),
+                    )
+                    outcomes["enrolled" if result.face_created else "already enrolled"] += 1
+                except FacerecError as error:
+                    rejected.append((image, error.code, error.message))
+                    outcomes["rejected"] += 1
+                progress.update(1)
+
+        await asyncio.gather(*(enrol_one(subject, image) for subject, image in jobs))
+        progress.close()
+    print(", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "no images found")
+    for image, code, message in sorted(rejected):
+        print(f"  rejected {image}: {code} - {message}")
+    return 0
+
+
+async def _identify(args: argparse.Namespace, settings: Settings) -> int:
+    from app.runtime import open_runtime
+
+    async with open_runtime(settings) as runtime:
+        result = await runtime.recognition.identify(
+            data=args.image.read_bytes(), collection=args.collection, top_k=args.top_k, threshold=None,
+            max_faces=settings.default_max_faces,
+        )
+    for index, item in enumerate(result.faces):
+        name = item.match.name if item.match is not None else "unknown"
+        best = f"{item.candidates[0].similarity:.3f}" if item.candidates else "-"
+        box = ", ".join(f"{v:.0f}" for v in item.face.box)
+        print(json.dumps({"face": index, "box": f"[{box}]", "match": name, "best_similarity": best}))
+    if not result.faces:
+        print("no faces found")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facerec", description="Face-recognition REST microservice.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service (embedded Postgres unless FACEREC_DATABASE_URL)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    database = commands.add_parser("db", help="database schema migrations")
+    db_commands = database.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="migrate to the latest schema").add_argument("--revision", default="head")
+    db_commands.add_parser("downgrade", help="migrate down").add_argument("--revision", default="base")
+
+    models = commands.add_parser("models", help="model weights")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    fetch = model_commands.add_parser("fetch", help="download and verify the VGGFace2 weights")
+    fetch.add_argument("--dest", type=Path, help="directory to write to (default: FACEREC_MODEL_DIR)")
+
+    enroll_dir = commands.add_parser("enroll-dir", help="enrol DIR/<subject>/<images> in bulk")
+    enroll_dir.add_argument("directory", type=Path)
+    enroll_dir.add_argument("--collection", default="default")
+    enroll_dir.add_argument("--on-multiple-faces", choices=["reject", "largest"], default="reject")
+    enroll_dir.add_argument("--concurrency", type=int, default=4)
+
+    identify = commands.add_parser("identify", help="identify the faces in one image")
+    identify.add_argument("image", type=Path)
+    identify.add_argument("--collection", default="default")
+    identify.add_argument("--top-k", type=int, default=3)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(args, settings)
+        if args.command == "db":
+            return _db(args, settings)
+        if args.command == "models":
+            return _models_fetch(args, settings)
+        if args.command == "enroll-dir":
+            return asyncio.run(_enroll_dir(args, settings))
+        return asyncio.run(_identify(args, settings))
+    except WeightsUnavailableError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except FacerecError as error:
+        print(f"{error.code}: {error.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Service settings, read from FACEREC_* environment variables (and a .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VGGFACE2_WEIGHTS_URL = (
+    "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
+    "20180402-114759-vggface2.pt"
+)
+VGGFACE2_WEIGHTS_SHA256 = "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b"
+VGGFACE2_WEIGHTS_FILENAME = "20180402-114759-vggface2.pt"
+VGGFACE2_MODEL_ID = "facenet-vggface2-20180402"
+
+
+def _default_data_dir() -> Path:
+    return platformdirs.user_data_path("facerec")
+
+
+def _default_model_dir() -> Path:
+    return platformdirs.user_cache_path("facerec") / "models"
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads; the README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACEREC_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    # Database
+    database_url: str | None = Field(
+        default=None,
+        description="Postgres (>= 14, with pgvector) URL. Unset: start the embedded Postgres.",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded Postgres keeps its data (only when database_url is unset).",
+    )
+    embedded_db_port: int = Field(
+        default=0, ge=0, le=65535, description="Loopback port of the embedded Postgres; 0 picks a free one."
+    )
+    migrate_on_start: bool = Field(
+        default=True, description="Run the schema migrations at start-up (under an advisory lock)."
+    )
+    db_pool_size: int = Field(default=5, ge=1, description="Connections kept open per process.")
+    db_max_overflow: int = Field(default=5, ge=0, description="Extra connections under burst load.")
+    db_connect_timeout_s: float = Field(default=5.0, gt=0, description="Per-connection timeout.")
+    hnsw_ef_search: int = Field(
+        default=80, ge=1, le=1000, description="pgvector hnsw.ef_search: recall vs. speed of 1:N search."
+    )
+
+    # Model
+    weights_path: Path | None = Field(
+        default=None, description="InceptionResnetV1 VGGFace2 weights file; overrides model_dir."
+    )
+    model_dir: Path = Field(
+        default_factory=_default_model_dir, description="Directory searched for (and downloaded to) weights."
+    )
+    weights_sha256: str = Field(
+        default=VGGFACE2_WEIGHTS_SHA256,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Expected SHA-256 of the weights file; set it when you bring your own weights.",
+    )
+    weights_url: str = Field(default=VGGFACE2_WEIGHTS_URL, description="Where weights are downloaded from.")
+    allow_download: bool = Field(
+        default=True, description="Download missing weights at start-up (needs network)."
+    )
+    model_id: str = Field(
+        default=VGGFACE2_MODEL_ID,
+        min_length=1,
+        max_length=100,
+        description="Label stored with every face; identify compares only faces of the same model.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Inference device: auto uses CUDA when available."
+    )
+    torch_threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0 = one per core.")
+    inference_workers: int = Field(default=1, ge=1, le=64, description="Threads running inference.")
+    max_pending_inferences: int = Field(
+        default=64, ge=1, description="Images admitted to the inference queue; more get 503 OVERLOADED."
+    )
+
+    # Recognition policy
+    match_threshold: float = Field(
+        default=0.5,
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity at or above which identify names a match and verify says same person.",
+    )
+    min_face_px: int = Field(
+        default=40, ge=1, description="Enrolment quality gate: smallest accepted face side, in pixels."
+    )
+    min_detection_probability: float = Field(
+        default=0.95, ge=0.0, le=1.0, description="Enrolment quality gate: smallest detection probability."
+    )
+    detector_min_face_px: int = Field(
+        default=20, ge=12, description="Smallest face MTCNN looks for, in pixels of the detection image."
+    )
+    detect_max_side: int = Field(
+        default=1280,
+        ge=160,
+        description="Images are downscaled to this longest side before detection; boxes are reported in original pixels.",
+    )
+    default_top_k: int = Field(default=3, ge=1, le=100, description="Candidates per face in identify.")
+    default_max_faces: int = Field(default=10, ge=1, le=100, description="Faces identified per image.")
+
+    # Uploads
+    max_image_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest accepted image file.")
+    max_image_pixels: int = Field(default=40_000_000, ge=1, description="Largest accepted width x height.")
+    min_image_side: int = Field(default=32, ge=1, description="Smallest accepted image width or height.")
+
+    # Server
+    host: str = Field(default="127.0.0.1", description="Bind address of `facerec serve`.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port of `facerec serve`.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
+
+    @model_validator(mode="after")
+    def _lowercase_hash(self) -> Settings:
+        self.weights_sha256 = self.weights_sha256.lower()
+        return self
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "pgdata"

@@ -1,0 +1,84 @@
+"""Typed SQLAlchemy models. Only embeddings and metadata are stored, never images or crops."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+EMBEDDING_DIM = 512
+DEFAULT_COLLECTION = "default"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Collection(Base):
+    """A gallery: identify searches one collection at a time."""
+
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Subject(Base):
+    """A person, named uniquely within a collection."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("collection_id", "name", name="uq_subjects_collection_name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Face(Base):
+    """One enrolled face: its embedding and where it was found, never its pixels."""
+
+    __tablename__ = "faces"
+    __table_args__ = (
+        UniqueConstraint("subject_id", "model_id", "image_sha256", name="uq_faces_subject_model_image"),
+        Index(
+            "ix_faces_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_faces_collection_model", "collection_id", "model_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    # Denormalised from the subject so that 1:N search filters without a join.
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM))
+    box: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    landmarks: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    detection_probability: Mapped[float] = mapped_column(REAL)
+    model_id: Mapped[str] = mapped_column(String(100))
+    image_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

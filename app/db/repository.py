@@ -1,0 +1,282 @@
+"""Every SQL statement the service runs, named by intent. Callers own the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Collection, Face, Subject
+from app.db.records import CollectionRecord, DeletionCounts, FaceRecord, SubjectMatch, SubjectRecord
+
+Vector = npt.NDArray[np.float32]
+
+
+class NameTakenError(Exception):
+    """A subject rename collided with the unique (collection, name) constraint."""
+
+
+async def collection_id(session: AsyncSession, name: str) -> int | None:
+    return await session.scalar(select(Collection.id).where(Collection.name == name))
+
+
+async def ensure_collection(session: AsyncSession, name: str) -> int:
+    """The collection's id, creating it if needed; safe under concurrent first use."""
+    statement = (
+        pg_insert(Collection)
+        .values(name=name)
+        .on_conflict_do_update(index_elements=[Collection.name], set_={"name": name})
+        .returning(Collection.id)
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
+async def ensure_subject(
+    session: AsyncSession, *, collection_id: int, name: str, metadata: dict[str, Any] | None
+) -> tuple[uuid.UUID, bool]:
+    """The subject's id and whether it was created now; INSERT ... ON CONFLICT, never check-then-insert."""
+    created_id = await session.scalar(
+        pg_insert(Subject)
+        .values(id=uuid.uuid4(), collection_id=collection_id, name=name, metadata_=metadata)
+        .on_conflict_do_nothing(constraint="uq_subjects_collection_name")
+        .returning(Subject.id)
+    )
+    if created_id is not None:
+        return created_id, True
+    existing = await session.scalar(
+        select(Subject.id).where(Subject.collection_id == collection_id, Subject.name == name)
+    )
+    if existing is None:  # deleted between the two statements: try once more
+        return await ensure_subject(session, collection_id=collection_id, name=name, metadata=metadata)
+    return existing, False
+
+
+async def add_face(
+    session: AsyncSession,
+    *,
+    subject_id: uuid.UUID,
+    collection_id: int,
+    embedding: Vector,
+    box: Sequence[float],
+    landmarks: Sequence[float],
+    detection_probability: float,
+    model_id: str,
+    image_sha256: str,
+) -> tuple[uuid.UUID, bool]:
+    """The face's id and whether it is new: the same image for the same subject is stored once."""
+    created_id = await session.scalar(
+        pg_insert(Face)
+        .values(
+            id=uuid.uuid4(),
+            subject_id=subject_id,
+            collection_id=collection_id,
+            embedding=embedding,
+            box=list(box),
+            landmarks=list(landmarks),
+            detection_probability=detection_probability,
+            model_id=model_id,
+            image_sha256=image_sha256,
+        )
+        .on_conflict_do_nothing(constraint="uq_faces_subject_model_image")
+        .returning(Face.id)
+    )
+    if created_id is not None:
+        await session.execute(update(Subject).where(Subject.id == subject_id).values(updated_at=func.now()))
+        return created_id, True
+    existing = await session.scalar(
+        select(Face.id).where(
+            Face.subject_id == subject_id, Face.model_id == model_id, Face.image_sha256 == image_sha256
+        )
+    )
+    assert existing is not None  # the conflicting row is visible: it blocked our insert
+    return existing, False
+
+
+async def nearest_subjects(
+    session: AsyncSession,
+    *,
+    collection_id: int,
+    model_id: str,
+    embedding: Vector,
+    top_k: int,
+    ef_search: int,
+) -> list[SubjectMatch]:
+    """The top_k subjects by best cosine similarity, through the HNSW index, grouped in SQL."""
+    face_limit = min(1000, max(64, top_k * 16))
+    # SET LOCAL lasts for this transaction only. Iterative scans (pgvector 0.8) keep walking the
+    # graph when the collection/model filter discards candidates, instead of returning too few.
+    await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(ef_search, face_limit):d}"))
+    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    distance = Face.embedding.cosine_distance(embedding)
+    nearest_faces = (
+        select(Face.subject_id, distance.label("distance"))
+        .where(Face.collection_id == collection_id, Face.model_id == model_id)
+        .order_by(distance)
+        .limit(face_limit)
+        .subquery()
+    )
+    best = func.min(nearest_faces.c.distance)
+    statement = (
+        select(Subject.id, Subject.name, best.label("distance"))
+        .join(nearest_faces, nearest_faces.c.subject_id == Subject.id)
+        .group_by(Subject.id, Subject.name)
+        .order_by(best, Subject.id)
+        .limit(top_k)
+    )
+    rows = (await session.execute(statement)).all()
+    return [SubjectMatch(subject_id=row.id, name=row.name, similarity=1.0 - float(row.distance)) for row in rows]
+
+
+async def best_subject_similarity(
+    session: AsyncSession, *, subject_id: uuid.UUID, model_id: str, embedding: Vector
+) -> float | None:
+    """The highest cosine similarity between the embedding and the subject's faces of this model."""
+    distance = await session.scalar(
+        select(func.min(Face.embedding.cosine_distance(embedding))).where(
+            Face.subject_id == subject_id, Face.model_id == model_id
+        )
+    )
+    return None if distance is None else 1.0 - float(distance)
+
+
+async def list_collections(session: AsyncSession) -> list[CollectionRecord]:
+    subject_counts = (
+        select(Subject.collection_id, func.count().label("n")).group_by(Subject.collection_id).subquery()
+    )
+    face_counts = select(Face.collection_id, func.count().label("n")).group_by(Face.collection_id).subquery()
+    statement = (
+        select(
+            Collection.name,
+            Collection.created_at,
+            func.coalesce(subject_counts.c.n, 0).label("subjects"),
+            func.coalesce(face_counts.c.n, 0).label("faces"),
+        )
+        .outerjoin(subject_counts, subject_counts.c.collection_id == Collection.id)
+        .outerjoin(face_counts, face_counts.c.collection_id == Collection.id)
+        .order_by(Collection.name)
+    )
+    return [
+        CollectionRecord(name=row.name, subject_count=row.subjects, face_count=row.faces, created_at=row.created_at)
+        for row in (await session.execute(statement)).all()
+    ]
+
+
+async def delete_collection_contents(session: AsyncSession, collection_id: int) -> DeletionCounts:
+    faces = await session.execute(delete(Face).where(Face.collection_id == collection_id))
+    subjects = await session.execute(delete(Subject).where(Subject.collection_id == collection_id))
+    return DeletionCounts(subjects=_rowcount(subjects), faces=_rowcount(faces))
+
+
+async def delete_collection(session: AsyncSession, collection_id: int) -> None:
+    await session.execute(delete(Collection).where(Collection.id == collection_id))
+
+
+def _subject_query() -> Any:
+    face_count = (
+        select(func.count()).where(Face.subject_id == Subject.id).correlate(Subject).scalar_subquery()
+    )
+    return select(Subject, Collection.name.label("collection"), face_count.label("face_count")).join(
+        Collection, Collection.id == Subject.collection_id
+    )
+
+
+def _subject_record(row: Row[Any]) -> SubjectRecord:
+    subject: Subject = row[0]
+    return SubjectRecord(
+        id=subject.id,
+        name=subject.name,
+        collection=row.collection,
+        metadata=subject.metadata_,
+        face_count=row.face_count,
+        created_at=subject.created_at,
+        updated_at=subject.updated_at,
+    )
+
+
+async def list_subjects(
+    session: AsyncSession, *, collection_id: int | None, limit: int, offset: int
+) -> tuple[list[SubjectRecord], int]:
+    """A page of subjects ordered by name, and the total count."""
+    query = _subject_query()
+    count_query = select(func.count()).select_from(Subject)
+    if collection_id is not None:
+        query = query.where(Subject.collection_id == collection_id)
+        count_query = count_query.where(Subject.collection_id == collection_id)
+    rows = (await session.execute(query.order_by(Collection.name, Subject.name, Subject.id).limit(limit).offset(offset))).all()
+    total = int(await session.scalar(count_query) or 0)
+    return [_subject_record(row) for row in rows], total
+
+
+async def get_subject(session: AsyncSession, subject_id: uuid.UUID) -> SubjectRecord | None:
+    row = (await session.execute(_subject_query().where(Subject.id == subject_id))).first()
+    return None if row is None else _subject_record(row)
+
+
+async def find_subject_id(session: AsyncSession, *, collection_id: int, name: str) -> uuid.UUID | None:
+    return await session.scalar(select(Subject.id).where(Subject.collection_id == collection_id, Subject.name == name))
+
+
+async def update_subject(session: AsyncSession, subject_id: uuid.UUID, *, values: dict[str, Any]) -> bool:
+    """Apply the changed fields; False when the subject does not exist."""
+    if "metadata" in values:
+        values = {**values, "metadata_": values.pop("metadata")}
+    try:
+        async with session.begin_nested():
+            result = await session.execute(
+                update(Subject).where(Subject.id == subject_id).values(**values, updated_at=func.now())
+            )
+    except IntegrityError:
+        raise NameTakenError from None
+    return _rowcount(result) > 0
+
+
+async def delete_subject(session: AsyncSession, subject_id: uuid.UUID) -> int | None:
+    """Delete the subject and its faces; the number of faces removed, or None if there was no subject."""
+    faces = await session.execute(delete(Face).where(Face.subject_id == subject_id))
+    subjects = await session.execute(delete(Subject).where(Subject.id == subject_id))
+    return _rowcount(faces) if _rowcount(subjects) else None
+
+
+async def list_faces(session: AsyncSession, subject_id: uuid.UUID) -> list[FaceRecord]:
+    columns = (
+        Face.id,
+        Face.subject_id,
+        Face.box,
+        Face.landmarks,
+        Face.detection_probability,
+        Face.model_id,
+        Face.image_sha256,
+        Face.created_at,
+    )
+    rows = (
+        await session.execute(select(*columns).where(Face.subject_id == subject_id).order_by(Face.created_at, Face.id))
+    ).all()
+    return [
+        FaceRecord(
+            id=row.id,
+            subject_id=row.subject_id,
+            box=tuple(row.box),
+            landmarks=tuple(row.landmarks),
+            detection_probability=row.detection_probability,
+            model_id=row.model_id,
+            image_sha256=row.image_sha256,
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
+
+
+async def delete_face(session: AsyncSession, face_id: uuid.UUID) -> bool:
+    result = await session.execute(delete(Face).where(Face.id == face_id))
+    return _rowcount(result) > 0
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,115 @@
+"""Database engines, sessions and schema migrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, exc, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.errors import DatabaseUnavailableError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# An arbitrary constant: every facerec process takes this Postgres advisory lock around
+# `alembic upgrade`, so replicas starting together migrate one at a time.
+MIGRATION_LOCK_KEY = 0x66616365726563
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain postgres:// and postgresql:// URLs and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int, max_overflow: int, connect_timeout_s: float) -> AsyncEngine:
+    return create_async_engine(
+        normalise_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": max(1, round(connect_timeout_s)), "application_name": "facerec"},
+    )
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """True for failures that mean "the database is not reachable", not "the statement is wrong"."""
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError))
+    return isinstance(error, (exc.TimeoutError, ConnectionError, OSError))
+
+
+@asynccontextmanager
+async def session_scope(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block succeeds, rolled back when it raises.
+
+    Losing the database (at connect time or mid-transaction, which pre-ping cannot catch)
+    becomes DatabaseUnavailableError, so callers answer 503 rather than 500.
+    """
+    try:
+        async with sessions() as session, session.begin():
+            yield session
+    except Exception as error:
+        if is_connection_error(error):
+            raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
+        raise
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused")).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no alembic revisions under {MIGRATIONS_DIR}")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(url: str, *, revision: str = "head") -> None:
+    """Migrate the schema, holding an advisory lock so that concurrent starters take turns."""
+    engine = create_engine(normalise_url(url), poolclass=None)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                config = alembic_config(url)
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                connection.commit()
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+    finally:
+        engine.dispose()
+
+
+def downgrade(url: str, *, revision: str) -> None:
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+            connection.commit()
+    finally:
+        engine.dispose()

@@ -1,0 +1,47 @@
+"""The ASGI application: `create_app(settings)` and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.errors import install_error_handlers
+from app.api.routes import faces, gallery, health
+from app.config import Settings
+from app.runtime import Runtime, open_runtime
+
+DESCRIPTION = """
+Face recognition over HTTP: enrol people's faces under a name, then identify who is in a photo
+(or learn that the face is unknown), verify two photos, or just detect faces.
+
+Embeddings come from facenet-pytorch (MTCNN + InceptionResnetV1, VGGFace2) and are searched with
+pgvector's HNSW index. Only embeddings and metadata are stored, never the photos.
+Every error has the shape `{"error": {"code", "message", "details"}}`; the codes are stable.
+"""
+
+
+class State(TypedDict):
+    runtime: Runtime
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        async with open_runtime(settings) as runtime:
+            yield {"runtime": runtime}
+
+    app = FastAPI(title="facerec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(faces.router)
+    app.include_router(gallery.router)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,126 @@
+"""Everything a facerec process holds: settings, database, face engine, inference pool, services.
+
+Built once per process, by the HTTP lifespan or by a CLI command, and torn down in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.config import VGGFACE2_WEIGHTS_FILENAME, Settings
+from app.db import session as db
+from app.db.embedded import EmbeddedPostgres
+from app.services.face_engine import EngineConfig, FaceEngine
+from app.services.gallery import GalleryService
+from app.services.images import ImageLimits
+from app.services.inference import InferencePool
+from app.services.recognition import RecognitionPolicy, RecognitionService
+from app.services.weights import WeightsSource, resolve_weights
+
+logger = logging.getLogger(__name__)
+
+
+def weights_source(settings: Settings) -> WeightsSource:
+    return WeightsSource(
+        explicit_path=settings.weights_path,
+        model_dir=settings.model_dir,
+        filename=VGGFACE2_WEIGHTS_FILENAME,
+        url=settings.weights_url,
+        sha256=settings.weights_sha256,
+    )
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        min_side=settings.min_image_side,
+    )
+
+
+def build_face_engine(settings: Settings) -> FaceEngine:
+    """Resolve and verify the weights, then load the models; raises WeightsUnavailableError."""
+    path = resolve_weights(weights_source(settings), allow_download=settings.allow_download)
+    return FaceEngine(
+        EngineConfig(
+            weights_path=path,
+            model_id=settings.model_id,
+            device=settings.device,
+            torch_threads=settings.torch_threads,
+            detector_min_face_px=settings.detector_min_face_px,
+            detect_max_side=settings.detect_max_side,
+        )
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db_engine: AsyncEngine
+    face_engine: FaceEngine
+    pool: InferencePool
+    recognition: RecognitionService
+    gallery: GalleryService
+
+    async def readiness(self) -> dict[str, str]:
+        """model, database and schema: "ok" or what is wrong."""
+        checks = {"model": "ok", "database": "ok", "schema": "ok"}
+        try:
+            async with self.db_engine.connect() as connection:
+                current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            if current != db.head_revision():
+                checks["schema"] = f"at {current}, expected {db.head_revision()}: run `facerec db upgrade`"
+        except Exception as error:  # noqa: BLE001 - any failure here means "not ready", reported as text
+            checks["database"] = f"unreachable: {type(error).__name__}"
+            checks["schema"] = "unknown"
+        return checks
+
+
+async def start_database(settings: Settings, stack: AsyncExitStack) -> str:
+    """The database URL to use: the configured one, or an embedded Postgres started now."""
+    if settings.database_url is not None:
+        return settings.database_url
+    server = EmbeddedPostgres(settings.embedded_pgdata, port=settings.embedded_db_port)
+    await asyncio.to_thread(server.start)
+    stack.callback(server.stop)
+    return server.url
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    async with AsyncExitStack() as stack:
+        # The model first: without weights there is no point starting a database.
+        face_engine = await asyncio.to_thread(build_face_engine, settings)
+        url = await start_database(settings, stack)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(db.upgrade, url)
+        db_engine = db.make_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            connect_timeout_s=settings.db_connect_timeout_s,
+        )
+        stack.push_async_callback(db_engine.dispose)
+        pool = InferencePool(workers=settings.inference_workers, max_pending=settings.max_pending_inferences)
+        stack.callback(pool.shutdown)
+        sessions = db.make_sessionmaker(db_engine)
+        recognition = RecognitionService(
+            engine=face_engine,
+            pool=pool,
+            sessions=sessions,
+            policy=RecognitionPolicy(
+                match_threshold=settings.match_threshold,
+                min_face_px=settings.min_face_px,
+                min_detection_probability=settings.min_detection_probability,
+                hnsw_ef_search=settings.hnsw_ef_search,
+            ),
+            limits=image_limits(settings),
+        )
+        yield Runtime(settings, db_engine, face_engine, pool, recognition, GalleryService(sessions=sessions))

@@ -1,0 +1,173 @@
+"""Request and response models of the HTTP API. No response carries an embedding."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+SubjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+
+
+class Box(BaseModel):
+    """A face's bounding box in pixels of the uploaded image (after EXIF rotation)."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+
+class Landmarks(BaseModel):
+    """MTCNN's five facial landmarks, from the viewer's point of view."""
+
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+
+
+class DetectedFaceRead(BaseModel):
+    box: Box
+    landmarks: Landmarks
+    detection_probability: float = Field(description="MTCNN's confidence that this is a face, 0..1.")
+
+
+class DetectResponse(BaseModel):
+    width: int = Field(description="Image width in pixels after EXIF rotation.")
+    height: int
+    faces: list[DetectedFaceRead] = Field(description="Every face found, largest first.")
+
+
+class EnrollResponse(BaseModel):
+    subject_id: uuid.UUID
+    subject: str
+    collection: str
+    face_id: uuid.UUID
+    face: DetectedFaceRead
+    model_id: str = Field(description="The embedding model the stored face belongs to.")
+    created: bool = Field(description="False when this image was already enrolled for the subject.")
+    subject_created: bool = Field(description="True when this enrolment created the subject.")
+
+
+class Candidate(BaseModel):
+    subject_id: uuid.UUID
+    subject: str
+    similarity: float = Field(description="Cosine similarity of the best face of the subject, -1..1.")
+
+
+class IdentifiedFaceRead(DetectedFaceRead):
+    candidates: list[Candidate] = Field(description="Nearest subjects, best first, one entry per subject.")
+    match: Candidate | None = Field(
+        description="The best candidate if its similarity reaches the threshold; null means unknown."
+    )
+
+
+class IdentifyResponse(BaseModel):
+    collection: str
+    model_id: str
+    threshold: float
+    faces_detected: int = Field(description="Faces found in the image; `faces` holds at most max_faces of them.")
+    faces: list[IdentifiedFaceRead] = Field(description="Identified faces, largest first.")
+
+
+class VerifyResponse(BaseModel):
+    similarity: float = Field(description="Cosine similarity, -1..1.")
+    threshold: float
+    same_person: bool = Field(description="similarity >= threshold.")
+    face: DetectedFaceRead = Field(description="The face compared in `image` (its largest).")
+    face_b: DetectedFaceRead | None = Field(default=None, description="The face compared in `image_b`.")
+    subject_id: uuid.UUID | None = Field(default=None, description="The subject compared against.")
+
+
+class CollectionRead(BaseModel):
+    name: str
+    subject_count: int
+    face_count: int
+    created_at: datetime
+
+
+class CollectionList(BaseModel):
+    items: list[CollectionRead]
+
+
+class CollectionDeleted(BaseModel):
+    collection: str
+    deleted_subjects: int
+    deleted_faces: int
+
+
+class SubjectRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    collection: str
+    metadata: dict[str, Any] | None
+    face_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubjectPage(BaseModel):
+    items: list[SubjectRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class SubjectUpdate(BaseModel):
+    """Fields to change; omitted fields stay as they are, and metadata null clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: SubjectName | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class SubjectDeleted(BaseModel):
+    id: uuid.UUID
+    deleted_faces: int
+
+
+class StoredFaceRead(BaseModel):
+    id: uuid.UUID
+    subject_id: uuid.UUID
+    box: Box
+    landmarks: Landmarks
+    detection_probability: float
+    model_id: str
+    image_sha256: str = Field(description="SHA-256 of the uploaded bytes; the image itself is not kept.")
+    created_at: datetime
+
+
+class FaceList(BaseModel):
+    items: list[StoredFaceRead]
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadinessResponse(BaseModel):
+    status: str = Field(description="ready, or not_ready")
+    checks: dict[str, str] = Field(description="model, database and schema: ok or what is wrong.")
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code; see the README's error table.")
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

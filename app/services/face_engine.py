@@ -1,0 +1,153 @@
+"""The face model: MTCNN finds faces and landmarks, InceptionResnetV1 embeds them.
+
+One engine per process, built in the lifespan. It imports neither FastAPI nor SQLAlchemy, and
+its methods are blocking: callers run them in the inference pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from facenet_pytorch import MTCNN, InceptionResnetV1
+from facenet_pytorch.models.mtcnn import fixed_image_standardization
+from facenet_pytorch.models.utils.detect_face import extract_face
+from PIL import Image
+
+from app.errors import WeightsUnavailableError
+from app.services.images import downscale
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_DIM = 512
+CROP_SIZE = 160
+
+Embeddings = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face in original-image pixels: box (x1, y1, x2, y2), five landmarks, MTCNN probability."""
+
+    box: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...]
+    probability: float
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine is built."""
+
+    weights_path: Path
+    model_id: str
+    device: str = "auto"
+    torch_threads: int = 0
+    detector_min_face_px: int = 20
+    detect_max_side: int = 1280
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def load_embedder(weights_path: Path, *, device: torch.device) -> InceptionResnetV1:
+    """InceptionResnetV1 with the file's weights, loaded strictly; the VGGFace2 classifier is accepted."""
+    try:
+        state: dict[str, Any] = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is unusable
+        raise WeightsUnavailableError(f"facerec cannot start: {weights_path} is not a torch state_dict ({error}).") from None
+    model = InceptionResnetV1(pretrained=None, classify=False)
+    logits_weight = state.get("logits.weight")
+    if isinstance(logits_weight, torch.Tensor):
+        # The release file carries the 8631-class VGGFace2 classifier; embeddings never use it.
+        model.logits = torch.nn.Linear(EMBEDDING_DIM, logits_weight.shape[0])
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise WeightsUnavailableError(
+            f"facerec cannot start: {weights_path} does not fit InceptionResnetV1 ({error})."
+        ) from None
+    return model.eval().to(device)
+
+
+class FaceEngine:
+    """Detection and embedding, thread-safe, on one device."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.model_id = config.model_id
+        if config.torch_threads > 0:
+            torch.set_num_threads(config.torch_threads)
+        self.device = pick_device(config.device)
+        self._detector = MTCNN(
+            image_size=CROP_SIZE,
+            margin=0,
+            min_face_size=config.detector_min_face_px,
+            keep_all=True,
+            select_largest=True,
+            post_process=True,
+            device=self.device,
+        ).eval()
+        self._embedder = load_embedder(config.weights_path, device=self.device)
+        # One call at a time per model: torch already spreads one call over its threads, so
+        # concurrent calls into the same model only contend. Two locks let detection of one
+        # request overlap with embedding of another.
+        self._detect_lock = threading.Lock()
+        self._embed_lock = threading.Lock()
+        logger.info("face engine ready: model %s on %s", self.model_id, self.device)
+
+    def detect(self, image: Image.Image) -> list[DetectedFace]:
+        """Every face in the image, largest first, in original-image pixels."""
+        small, scale = downscale(image, max_side=self.config.detect_max_side)
+        with self._detect_lock, torch.inference_mode():
+            boxes, probs, points = self._detector.detect(small, landmarks=True)
+        if boxes is None:
+            return []
+        faces = [
+            DetectedFace(
+                box=_clip_box(box / scale, width=image.width, height=image.height),
+                landmarks=tuple((float(x / scale), float(y / scale)) for x, y in point),
+                probability=float(prob),
+            )
+            for box, prob, point in zip(boxes, probs, points, strict=True)
+        ]
+        return sorted(faces, key=lambda face: face.area, reverse=True)
+
+    def embed(self, image: Image.Image, faces: list[DetectedFace]) -> Embeddings:
+        """L2-normalised 512-d float32 embeddings, one row per face, from the library's 160x160 crops."""
+        if not faces:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        crops = torch.stack(
+            [fixed_image_standardization(extract_face(image, np.asarray(face.box), CROP_SIZE, 0)) for face in faces]
+        )
+        return self.embed_crops(crops)
+
+    def embed_crops(self, crops: torch.Tensor) -> Embeddings:
+        with self._embed_lock, torch.inference_mode():
+            output = self._embedder(crops.to(self.device))
+        return np.ascontiguousarray(output.float().cpu().numpy(), dtype=np.float32)
+
+
+def _clip_box(box: npt.NDArray[Any], *, width: int, height: int) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))

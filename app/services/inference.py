@@ -1,0 +1,48 @@
+"""The inference pool: a few dedicated threads for model calls, never the event loop.
+
+torch releases the GIL inside its kernels, so threads (not processes, which would copy the
+model) are right. The number of waiting calls is bounded: past it, callers are told to come
+back later at once rather than queueing without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from app.errors import OverloadedError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class InferencePool:
+    """Runs blocking model calls on `workers` threads with at most `max_pending` calls admitted."""
+
+    def __init__(self, *, workers: int, max_pending: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facerec-inference")
+        self._max_pending = max_pending
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._pending >= self._max_pending:
+            raise OverloadedError(
+                f"{self._pending} images are already waiting for the face model; retry shortly.",
+                details={"max_pending": self._max_pending},
+            )
+        self._pending += 1  # only touched from the event loop thread: no lock needed
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+        finally:
+            self._pending -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

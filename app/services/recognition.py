@@ -1,0 +1,264 @@
+"""The use cases (detect, enroll, identify, verify) and their policy: thresholds, quality gates, one-face rules."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import repository
+from app.db.records import SubjectMatch
+from app.db.session import session_scope
+from app.errors import (
+    CollectionNotFoundError,
+    FaceQualityError,
+    MultipleFacesError,
+    NoFaceDetectedError,
+    SubjectNotFoundError,
+)
+from app.services.face_engine import DetectedFace, Embeddings, FaceEngine
+from app.services.images import ImageLimits, decode_image
+from app.services.inference import InferencePool
+
+
+class MultipleFacesPolicy(StrEnum):
+    """What enrolment does with an image that holds several faces."""
+
+    REJECT = "reject"
+    LARGEST = "largest"
+
+
+@dataclass(frozen=True)
+class RecognitionPolicy:
+    match_threshold: float
+    min_face_px: int
+    min_detection_probability: float
+    hnsw_ef_search: int
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the model saw in one image: its size, the faces kept (largest first) and their embeddings."""
+
+    width: int
+    height: int
+    faces: list[DetectedFace]
+    embeddings: Embeddings
+
+
+@dataclass(frozen=True)
+class EnrollResult:
+    subject_id: uuid.UUID
+    subject: str
+    collection: str
+    face_id: uuid.UUID
+    face: DetectedFace
+    subject_created: bool
+    face_created: bool
+
+
+@dataclass(frozen=True)
+class IdentifiedFace:
+    face: DetectedFace
+    candidates: list[SubjectMatch]
+    match: SubjectMatch | None
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    collection: str
+    threshold: float
+    model_id: str
+    faces_detected: int
+    faces: list[IdentifiedFace]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    similarity: float
+    threshold: float
+    same_person: bool
+    face: DetectedFace
+    face_b: DetectedFace | None
+    subject_id: uuid.UUID | None
+
+
+def _face_summary(face: DetectedFace) -> dict[str, Any]:
+    x1, y1, x2, y2 = (round(v, 2) for v in face.box)
+    return {"box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}, "detection_probability": round(face.probability, 6)}
+
+
+def image_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class RecognitionService:
+    """Face use cases over one engine, one inference pool and one database."""
+
+    def __init__(
+        self,
+        *,
+        engine: FaceEngine,
+        pool: InferencePool,
+        sessions: async_sessionmaker[AsyncSession],
+        policy: RecognitionPolicy,
+        limits: ImageLimits,
+    ) -> None:
+        self._engine = engine
+        self._pool = pool
+        self._sessions = sessions
+        self.policy = policy
+        self._limits = limits
+
+    @property
+    def model_id(self) -> str:
+        return self._engine.model_id
+
+    # --- model work, in the pool -------------------------------------------------------------
+
+    def _detect_blocking(self, data: bytes) -> tuple[int, int, list[DetectedFace]]:
+        image = decode_image(data, limits=self._limits)
+        return image.width, image.height, self._engine.detect(image)
+
+    def _analyse_blocking(self, data: bytes, *, max_faces: int, enrolment: MultipleFacesPolicy | None) -> Analysis:
+        image = decode_image(data, limits=self._limits)
+        faces = self._engine.detect(image)
+        if enrolment is not None:
+            faces = [self._enrolment_face(faces, enrolment)]
+        faces = faces[:max_faces]
+        return Analysis(image.width, image.height, faces, self._engine.embed(image, faces))
+
+    def _enrolment_face(self, faces: list[DetectedFace], policy: MultipleFacesPolicy) -> DetectedFace:
+        if not faces:
+            raise NoFaceDetectedError("No face was found in the image; enrolment needs exactly one.")
+        # Low-confidence detections (often background texture) do not count as a second face.
+        confident = [face for face in faces if face.probability >= self.policy.min_detection_probability]
+        if len(confident) > 1 and policy is MultipleFacesPolicy.REJECT:
+            raise MultipleFacesError(
+                f"{len(confident)} faces were found; enrolment needs exactly one (or on_multiple_faces=largest).",
+                details={"faces": [_face_summary(face) for face in confident]},
+            )
+        face = confident[0] if confident else faces[0]
+        self._check_quality(face)
+        return face
+
+    def _check_quality(self, face: DetectedFace) -> None:
+        side = min(face.width, face.height)
+        if side < self.policy.min_face_px:
+            raise FaceQualityError(
+                f"The face is {side:.0f} px across; enrolment needs at least {self.policy.min_face_px} px.",
+                details={"rule": "min_face_px", "value": round(side, 1), "limit": self.policy.min_face_px},
+            )
+        if face.probability < self.policy.min_detection_probability:
+            raise FaceQualityError(
+                f"The detection probability is {face.probability:.3f}; enrolment needs at least "
+                f"{self.policy.min_detection_probability}.",
+                details={
+                    "rule": "min_detection_probability",
+                    "value": round(face.probability, 4),
+                    "limit": self.policy.min_detection_probability,
+                },
+            )
+
+    # --- use cases ---------------------------------------------------------------------------
+
+    async def detect(self, data: bytes) -> tuple[int, int, list[DetectedFace]]:
+        """Image width, height and every face in it; touches no database."""
+        return await self._pool.run(self._detect_blocking, data)
+
+    async def enroll(
+        self,
+        *,
+        data: bytes,
+        subject: str,
+        collection: str,
+        metadata: dict[str, Any] | None,
+        on_multiple_faces: MultipleFacesPolicy,
+    ) -> EnrollResult:
+        analysis = await self._pool.run(self._analyse_blocking, data, max_faces=1, enrolment=on_multiple_faces)
+        face = analysis.faces[0]
+        async with session_scope(self._sessions) as session:
+            collection_id = await repository.ensure_collection(session, collection)
+            subject_id, subject_created = await repository.ensure_subject(
+                session, collection_id=collection_id, name=subject, metadata=metadata
+            )
+            face_id, face_created = await repository.add_face(
+                session,
+                subject_id=subject_id,
+                collection_id=collection_id,
+                embedding=analysis.embeddings[0],
+                box=face.box,
+                landmarks=[coordinate for point in face.landmarks for coordinate in point],
+                detection_probability=face.probability,
+                model_id=self.model_id,
+                image_sha256=image_sha256(data),
+            )
+        return EnrollResult(subject_id, subject, collection, face_id, face, subject_created, face_created)
+
+    async def identify(
+        self, *, data: bytes, collection: str, top_k: int, threshold: float | None, max_faces: int
+    ) -> IdentifyResult:
+        threshold = self.policy.match_threshold if threshold is None else threshold
+        async with session_scope(self._sessions) as session:
+            collection_id = await self._collection_id(session, collection)
+        analysis = await self._pool.run(self._analyse_blocking, data, max_faces=max_faces, enrolment=None)
+        identified: list[IdentifiedFace] = []
+        async with session_scope(self._sessions) as session:
+            for face, embedding in zip(analysis.faces, analysis.embeddings, strict=True):
+                candidates = await repository.nearest_subjects(
+                    session,
+                    collection_id=collection_id,
+                    model_id=self.model_id,
+                    embedding=embedding,
+                    top_k=top_k,
+                    ef_search=self.policy.hnsw_ef_search,
+                )
+                best = candidates[0] if candidates and candidates[0].similarity >= threshold else None
+                identified.append(IdentifiedFace(face=face, candidates=candidates, match=best))
+        return IdentifyResult(collection, threshold, self.model_id, len(analysis.faces), identified)
+
+    async def verify_pair(self, *, data: bytes, data_b: bytes, threshold: float | None) -> VerifyResult:
+        threshold = self.policy.match_threshold if threshold is None else threshold
+        first = await self._largest_face(data, which="image")
+        second = await self._largest_face(data_b, which="image_b")
+        similarity = float(np.dot(first.embeddings[0], second.embeddings[0]))
+        return VerifyResult(similarity, threshold, similarity >= threshold, first.faces[0], second.faces[0], None)
+
+    async def verify_subject(
+        self, *, data: bytes, subject: str, collection: str, threshold: float | None
+    ) -> VerifyResult:
+        threshold = self.policy.match_threshold if threshold is None else threshold
+        async with session_scope(self._sessions) as session:
+            collection_id = await self._collection_id(session, collection)
+            subject_id = await repository.find_subject_id(session, collection_id=collection_id, name=subject)
+        if subject_id is None:
+            raise SubjectNotFoundError(f"No subject named {subject!r} in collection {collection!r}.")
+        probe = await self._largest_face(data, which="image")
+        async with session_scope(self._sessions) as session:
+            similarity = await repository.best_subject_similarity(
+                session, subject_id=subject_id, model_id=self.model_id, embedding=probe.embeddings[0]
+            )
+        if similarity is None:
+            raise SubjectNotFoundError(
+                f"Subject {subject!r} has no faces enrolled with model {self.model_id}.",
+                details={"subject_id": str(subject_id), "model_id": self.model_id},
+            )
+        return VerifyResult(similarity, threshold, similarity >= threshold, probe.faces[0], None, subject_id)
+
+    async def _largest_face(self, data: bytes, *, which: str) -> Analysis:
+        analysis = await self._pool.run(self._analyse_blocking, data, max_faces=1, enrolment=None)
+        if not analysis.faces:
+            raise NoFaceDetectedError(f"No face was found in {which}.", details={"image": which})
+        return analysis
+
+    @staticmethod
+    async def _collection_id(session: AsyncSession, name: str) -> int:
+        collection_id = await repository.collection_id(session, name)
+        if collection_id is None:
+            raise CollectionNotFoundError(f"No collection named {name!r}.", details={"collection": name})
+        return collection_id
