@@ -69,7 +69,15 @@ def _models_fetch(args: argparse.Namespace, settings: Settings) -> int:
         verify(target, source=source)
         print(f"{target} is already present and verified")
         return 0
-    print(f"fetched and verified {download(source, dest_dir=dest_dir)}")
+    try:
+        fetched = download(source, dest_dir=dest_dir)
+    except OSError as error:
+        # urllib's errors (refused, DNS, timeout, HTTP 404) are OSErrors: one line, not a traceback.
+        raise WeightsUnavailableError(
+            f"facerec models fetch: downloading {source.url} failed ({error}). Check the network, or set "
+            f"FACEREC_WEIGHTS_URL to a reachable copy of the file."
+        ) from None
+    print(f"fetched and verified {fetched}")
     return 0
 
 

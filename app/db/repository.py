@@ -225,12 +225,11 @@ async def find_subject_id(session: AsyncSession, *, collection_id: int, name: st
 
 async def update_subject(session: AsyncSession, subject_id: uuid.UUID, *, values: dict[str, Any]) -> bool:
     """Apply the changed fields; False when the subject does not exist."""
-    if "metadata" in values:
-        values = {**values, "metadata_": values.pop("metadata")}
+    columns = {("metadata_" if key == "metadata" else key): value for key, value in values.items()}
     try:
         async with session.begin_nested():
             result = await session.execute(
-                update(Subject).where(Subject.id == subject_id).values(**values, updated_at=func.now())
+                update(Subject).where(Subject.id == subject_id).values(**columns, updated_at=func.now())
             )
     except IntegrityError:
         raise NameTakenError from None

@@ -73,12 +73,17 @@ def pick_device(requested: str) -> torch.device:
 def load_embedder(weights_path: Path, *, device: torch.device) -> InceptionResnetV1:
     """InceptionResnetV1 with the file's weights, loaded strictly; the VGGFace2 classifier is accepted."""
     try:
-        state: dict[str, Any] = torch.load(weights_path, map_location="cpu", weights_only=True)
+        state: object = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is unusable
         raise WeightsUnavailableError(f"facerec cannot start: {weights_path} is not a torch state_dict ({error}).") from None
+    if not isinstance(state, dict):
+        # A valid torch file can hold a bare tensor or a list; without this it fails later as an AttributeError.
+        raise WeightsUnavailableError(
+            f"facerec cannot start: {weights_path} is not a torch state_dict (it holds a {type(state).__name__})."
+        )
     model = InceptionResnetV1(pretrained=None, classify=False)
     logits_weight = state.get("logits.weight")
-    if isinstance(logits_weight, torch.Tensor):
+    if isinstance(logits_weight, torch.Tensor) and logits_weight.ndim == 2:
         # The release file carries the 8631-class VGGFace2 classifier; embeddings never use it.
         model.logits = torch.nn.Linear(EMBEDDING_DIM, logits_weight.shape[0])
     try:

@@ -76,9 +76,7 @@ def decode_image(data: bytes, *, limits: ImageLimits) -> Image.Image:
                 "The image has too many pixels.", details={"max_pixels": limits.max_pixels}
             ) from None
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error):
-            raise InvalidImageError(
-                f"The {image_format} image could not be decoded (truncated or corrupt)."
-            ) from None
+            raise InvalidImageError(f"The {image_format} image could not be decoded (truncated or corrupt).") from None
     image = _apply_exif_orientation(image)
     return to_rgb(image)
 
@@ -108,7 +106,7 @@ def _apply_exif_orientation(image: Image.Image) -> Image.Image:
 def to_rgb(image: Image.Image) -> Image.Image:
     """Bring any Pillow mode to 8-bit RGB: transparency onto white, 16/32-bit scaled, not clipped."""
     mode = image.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # Pillow's own conversion clips 16-bit values to 255: scale to the full 8-bit range instead.
@@ -117,13 +115,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
         gray = np.clip(array * (255.0 / peak), 0, 255).astype(np.uint8)
         return Image.fromarray(gray, mode="L").convert("RGB")
     if mode == "F":
-        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        low, high = float(array.min()), float(array.max())
+        array = np.asarray(image, dtype=np.float64)
+        # Stretch over the finite values only: one inf would otherwise flatten every other pixel to 0.
+        finite = array[np.isfinite(array)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        array = np.nan_to_num(array, nan=low, posinf=high, neginf=low)
         scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
         return Image.fromarray(scaled.astype(np.uint8), mode="L").convert("RGB")
-    if mode in ("1", "L"):
-        return image.convert("RGB")
-    if mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in image.info:
+    if mode == "La":
+        # Pillow has no La -> RGBA conversion: un-premultiply through LA first.
+        image = image.convert("LA")
+    if image.mode in ("P", "PA", "LA", "RGBa") or "transparency" in image.info:
+        # A tRNS colour key (on 1, L, RGB or P images) hides pixels just as an alpha channel does.
         image = image.convert("RGBA")
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, (255, 255, 255))

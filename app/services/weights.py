@@ -58,13 +58,14 @@ def unavailable_message(source: WeightsSource, reason: str) -> str:
     )
 
 
-def verify(path: Path, *, source: WeightsSource) -> None:
+def verify(path: Path, *, source: WeightsSource, described_as: str | None = None) -> None:
+    """Raise WeightsUnavailableError unless the file hashes to source.sha256; described_as names it in the message."""
     actual = sha256_of(path)
     if actual != source.sha256:
         raise WeightsUnavailableError(
             unavailable_message(
                 source,
-                f"the weights file {path} has SHA-256 {actual}, not the expected one "
+                f"{described_as or f'the weights file {path}'} has SHA-256 {actual}, not the expected one "
                 f"(set FACEREC_WEIGHTS_SHA256 if you deliberately use other weights).",
             )
         )
@@ -103,7 +104,8 @@ def download(source: WeightsSource, *, dest_dir: Path, timeout_s: float = 30.0) 
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)
                     progress.update(len(chunk))
-        verify(temp_path, source=source)
+        # Named by its URL: the temp file is deleted before the user reads the message.
+        verify(temp_path, source=source, described_as=f"the file downloaded from {source.url}")
         temp_path.replace(final_path)
     finally:
         temp_path.unlink(missing_ok=True)

@@ -1,0 +1,106 @@
+"""Shared fixtures: a real embedded Postgres, real MTCNN, and an untrained InceptionResnetV1
+state_dict written to disk and loaded through the service's own weights path (never trained
+weights, never a mocked database)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import torch
+from facenet_pytorch import InceptionResnetV1
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.config import Settings
+from app.db.embedded import EmbeddedPostgres
+from app.main import create_app
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FACES_DIR = Path(os.environ.get("FACEREC_TEST_FACES_DIR", REPO_ROOT.parent / "shared" / "faces"))
+FACES_MISSING_REASON = (
+    f"the labelled photos are not at {FACES_DIR} (set FACEREC_TEST_FACES_DIR to the shared/faces folder)"
+)
+
+requires_faces = pytest.mark.skipif(not (FACES_DIR / "manifest.csv").is_file(), reason=FACES_MISSING_REASON)
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    if not (FACES_DIR / "manifest.csv").is_file():
+        pytest.skip(FACES_MISSING_REASON)
+    return FACES_DIR
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """An untrained InceptionResnetV1 saved in the release file's format (classifier included)."""
+    torch.manual_seed(1234)
+    model = InceptionResnetV1(pretrained=None)
+    model.logits = torch.nn.Linear(512, 8631)
+    path = tmp_path_factory.mktemp("weights") / "20180402-114759-vggface2.pt"
+    torch.save(model.state_dict(), path)
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "pgdata")
+    server.start()
+    yield server
+    server.stop()
+
+
+def make_settings(*, postgres: EmbeddedPostgres, weights_file: tuple[Path, str], data_dir: Path, **overrides: object) -> Settings:
+    path, sha256 = weights_file
+    values: dict[str, object] = {
+        "database_url": postgres.url,
+        "weights_path": path,
+        "weights_sha256": sha256,
+        "allow_download": False,
+        "data_dir": data_dir,
+        "model_dir": data_dir / "models",
+        "torch_threads": 2,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+
+
+@pytest.fixture(scope="session")
+def settings(postgres: EmbeddedPostgres, weights_file: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(postgres=postgres, weights_file=weights_file, data_dir=tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    """One running app (lifespan included) for the whole session: the model loads once."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def reset_database(url: str) -> None:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
+        connection.execute("TRUNCATE faces, subjects, collections RESTART IDENTITY CASCADE")
+        connection.execute("INSERT INTO collections (name) VALUES ('default')")
+
+
+@pytest.fixture
+def client(app_client: TestClient, postgres: EmbeddedPostgres) -> TestClient:
+    """The running app over an empty gallery (only the default collection)."""
+    reset_database(postgres.url)
+    return app_client
+
+
+def encode(image: Image.Image, image_format: str = "JPEG", **params: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **params)
+    return buffer.getvalue()
+
+
+def face_bytes(faces_dir: Path, relative: str) -> bytes:
+    return (faces_dir / relative).read_bytes()

@@ -1,0 +1,196 @@
+"""The `facerec` command, run as a real subprocess with FACEREC_* environment variables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.config import VGGFACE2_WEIGHTS_FILENAME, VGGFACE2_WEIGHTS_URL
+from app.db.embedded import EmbeddedPostgres
+from tests.conftest import REPO_ROOT
+from tests.local_http import closed_port_url, serve_directory
+
+# Generous: a cold start imports torch and loads both models; a hang (e.g. serve binding a
+# port instead of refusing to start) still fails in bounded time.
+CLI_TIMEOUT_S = 180
+COLLECTION = "cli-tests"
+
+
+def cli_env(tmp_path: Path, **facerec: str) -> dict[str, str]:
+    """The parent's environment minus its FACEREC_* settings, plus these (FACEREC_ + upper-cased key)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FACEREC_")}
+    env.update(
+        {
+            "FACEREC_DATA_DIR": str(tmp_path / "data"),
+            "FACEREC_MODEL_DIR": str(tmp_path / "models"),
+            "FACEREC_DEVICE": "cpu",
+            "FACEREC_TORCH_THREADS": "2",
+        }
+    )
+    env.update({f"FACEREC_{key.upper()}": value for key, value in facerec.items()})
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+
+def test_serve_without_weights_and_downloads_off_exits_2_with_one_paragraph_explanation(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, allow_download="false")
+
+    result = run_cli("serve", "--port", "0", env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    explanation = last_line(result.stderr)
+    assert explanation.startswith("facerec cannot start: the weights file is missing and downloads are off.")
+    assert str(tmp_path / "models" / VGGFACE2_WEIGHTS_FILENAME) in explanation
+    assert VGGFACE2_WEIGHTS_URL in explanation
+    assert "facerec models fetch" in explanation
+    assert result.stdout == ""
+
+
+def test_serve_with_wrong_weights_hash_exits_2_with_mismatch_message(tmp_path: Path) -> None:
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"these are not the weights you are looking for")
+    expected_sha256 = hashlib.sha256(b"the real weights").hexdigest()
+    env = cli_env(tmp_path, weights_path=str(weights), weights_sha256=expected_sha256, allow_download="false")
+
+    result = run_cli("serve", "--port", "0", env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    explanation = last_line(result.stderr)
+    assert f"the weights file {weights} has SHA-256 {hashlib.sha256(weights.read_bytes()).hexdigest()}" in explanation
+    assert expected_sha256 in explanation
+    assert "FACEREC_WEIGHTS_SHA256" in explanation
+
+
+# --- models fetch -------------------------------------------------------------------------------
+
+
+def test_models_fetch_writes_verified_weights_to_dest(tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    content = b"stand-in weights for the fetch command\n" * 1000
+    (served / "weights.pt").write_bytes(content)
+    dest = tmp_path / "dest"
+
+    with serve_directory(served) as base_url:
+        env = cli_env(
+            tmp_path, weights_url=f"{base_url}/weights.pt", weights_sha256=hashlib.sha256(content).hexdigest()
+        )
+        result = run_cli("models", "fetch", "--dest", str(dest), env=env)
+
+    assert result.returncode == 0, result.stderr
+    target = dest / VGGFACE2_WEIGHTS_FILENAME
+    assert f"fetched and verified {target}" in result.stdout
+    assert target.read_bytes() == content
+    assert sorted(dest.iterdir()) == [target]
+
+
+def test_models_fetch_from_unreachable_url_exits_2_without_traceback(tmp_path: Path) -> None:
+    url = closed_port_url("weights.pt")
+    dest = tmp_path / "dest"
+    env = cli_env(tmp_path, weights_url=url)
+
+    result = run_cli("models", "fetch", "--dest", str(dest), env=env)
+
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"downloading {url} failed" in last_line(result.stderr)
+    assert list(dest.glob("*")) == []
+
+
+# --- enroll-dir and identify against the test database ------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnrolledGallery:
+    """One `enroll-dir` run over a small tree of real photos, and what it printed."""
+
+    root: Path
+    env: dict[str, str]
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def enrolled_gallery(
+    tmp_path_factory: pytest.TempPathFactory,
+    faces_dir: Path,
+    postgres: EmbeddedPostgres,
+    weights_file: tuple[Path, str],
+) -> EnrolledGallery:
+    """anthony_hopkins (2 photos + a landscape), eric_clapton (1 photo), enrolled once for the module."""
+    tmp = tmp_path_factory.mktemp("cli-gallery")
+    root = tmp / "gallery"
+    for source, target in [
+        ("anthony_hopkins/1.jpg", "anthony_hopkins/1.jpg"),
+        ("anthony_hopkins/2.jpg", "anthony_hopkins/2.jpg"),
+        ("_noface/1_pilatus800.jpg", "anthony_hopkins/landscape.jpg"),
+        ("eric_clapton/2.jpg", "eric_clapton/1.jpg"),
+    ]:
+        (root / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(faces_dir / source, root / target)
+    weights_path, weights_sha256 = weights_file
+    env = cli_env(
+        tmp,
+        database_url=postgres.url,
+        weights_path=str(weights_path),
+        weights_sha256=weights_sha256,
+        allow_download="false",
+    )
+    result = run_cli("enroll-dir", str(root), "--collection", COLLECTION, "--concurrency", "2", env=env)
+    return EnrolledGallery(root=root, env=env, result=result)
+
+
+def test_enroll_dir_prints_summary_counting_enrolled_and_rejected_images(enrolled_gallery: EnrolledGallery) -> None:
+    result = enrolled_gallery.result
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "3 enrolled, 1 rejected"
+
+
+def test_enroll_dir_rejects_image_without_face_as_no_face_detected(enrolled_gallery: EnrolledGallery) -> None:
+    landscape = enrolled_gallery.root / "anthony_hopkins" / "landscape.jpg"
+
+    rejected = [line.strip() for line in enrolled_gallery.result.stdout.splitlines() if "rejected " in line]
+
+    assert len(rejected) == 1
+    assert rejected[0].startswith(f"rejected {landscape}: NO_FACE_DETECTED - ")
+
+
+def test_identify_prints_match_for_enrolled_photo(enrolled_gallery: EnrolledGallery) -> None:
+    probe = enrolled_gallery.root / "anthony_hopkins" / "2.jpg"
+
+    result = run_cli("identify", str(probe), "--collection", COLLECTION, env=enrolled_gallery.env)
+
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.strip().splitlines()
+    printed = json.loads(line)
+    assert printed["face"] == 0
+    assert printed["match"] == "anthony_hopkins"
+    assert float(printed["best_similarity"]) >= 0.99
