@@ -66,7 +66,7 @@ def decode_image(data: bytes, *, limits: ImageLimits) -> Image.Image:
         # Pillow only warns between its two decompression-bomb limits: make it an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data), formats=[image_format])
+            image: Image.Image = Image.open(io.BytesIO(data), formats=[image_format])
             _check_dimensions(image.size, limits=limits)
             image.load()  # first frame only for animated images; no frame iteration
         except (ImageTooLargeError, ImageTooSmallError):

@@ -204,11 +204,10 @@ class RecognitionService:
         self, *, data: bytes, collection: str, top_k: int, threshold: float | None, max_faces: int
     ) -> IdentifyResult:
         threshold = self.policy.match_threshold if threshold is None else threshold
-        async with session_scope(self._sessions) as session:
-            collection_id = await self._collection_id(session, collection)
         analysis = await self._pool.run(self._analyse_blocking, data, max_faces=max_faces, enrolment=None)
         identified: list[IdentifiedFace] = []
         async with session_scope(self._sessions) as session:
+            collection_id = await self._collection_id(session, collection)
             for face, embedding in zip(analysis.faces, analysis.embeddings, strict=True):
                 candidates = await repository.nearest_subjects(
                     session,
@@ -233,13 +232,13 @@ class RecognitionService:
         self, *, data: bytes, subject: str, collection: str, threshold: float | None
     ) -> VerifyResult:
         threshold = self.policy.match_threshold if threshold is None else threshold
+        # The image is checked before the subject: a broken upload is the more basic error.
+        probe = await self._largest_face(data, which="image")
         async with session_scope(self._sessions) as session:
             collection_id = await self._collection_id(session, collection)
             subject_id = await repository.find_subject_id(session, collection_id=collection_id, name=subject)
-        if subject_id is None:
-            raise SubjectNotFoundError(f"No subject named {subject!r} in collection {collection!r}.")
-        probe = await self._largest_face(data, which="image")
-        async with session_scope(self._sessions) as session:
+            if subject_id is None:
+                raise SubjectNotFoundError(f"No subject named {subject!r} in collection {collection!r}.")
             similarity = await repository.best_subject_similarity(
                 session, subject_id=subject_id, model_id=self.model_id, embedding=probe.embeddings[0]
             )

@@ -372,11 +372,11 @@ def test_decode_raises_only_service_errors_for_randomly_damaged_files(image_form
     generator = random.Random(seed)
     damaged: list[bytes] = []
     for _ in range(100):
-        data = bytearray(original)
+        mutable = bytearray(original)
         for _ in range(generator.choice([1, 4, 16])):
-            data[generator.randrange(len(data))] = generator.randrange(256)
-        cut = generator.choice([len(data), generator.randrange(len(data))])
-        damaged.append(bytes(data[:cut]))
+            mutable[generator.randrange(len(mutable))] = generator.randrange(256)
+        cut = generator.choice([len(mutable), generator.randrange(len(mutable))])
+        damaged.append(bytes(mutable[:cut]))
 
     outcomes: list[str] = []
     for data in damaged:
