@@ -10,8 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 VGGFACE2_WEIGHTS_URL = (
-    "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
-    "20180402-114759-vggface2.pt"
+    "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"
 )
 VGGFACE2_WEIGHTS_SHA256 = "281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b"
 VGGFACE2_WEIGHTS_FILENAME = "20180402-114759-vggface2.pt"
@@ -29,9 +28,7 @@ def _default_model_dir() -> Path:
 class Settings(BaseSettings):
     """Every setting the service reads; the README's configuration table mirrors this class."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="FACEREC_", env_file=".env", extra="ignore", protected_namespaces=()
-    )
+    model_config = SettingsConfigDict(env_prefix="FACEREC_", env_file=".env", extra="ignore", protected_namespaces=())
 
     # Database
     database_url: str | None = Field(
@@ -67,10 +64,10 @@ class Settings(BaseSettings):
         pattern=r"^[0-9a-fA-F]{64}$",
         description="Expected SHA-256 of the weights file; set it when you bring your own weights.",
     )
-    weights_url: str = Field(default=VGGFACE2_WEIGHTS_URL, description="Where weights are downloaded from.")
-    allow_download: bool = Field(
-        default=True, description="Download missing weights at start-up (needs network)."
+    weights_url: str = Field(
+        default=VGGFACE2_WEIGHTS_URL, pattern=r"^https?://", description="Where weights are downloaded from."
     )
+    allow_download: bool = Field(default=True, description="Download missing weights at start-up (needs network).")
     model_id: str = Field(
         default=VGGFACE2_MODEL_ID,
         min_length=1,
@@ -105,7 +102,7 @@ class Settings(BaseSettings):
     detect_max_side: int = Field(
         default=1280,
         ge=160,
-        description="Images are downscaled to this longest side before detection; boxes are reported in original pixels.",
+        description="Longest side images are downscaled to before detection; boxes stay in original pixels.",
     )
     default_top_k: int = Field(default=3, ge=1, le=100, description="Candidates per face in identify.")
     default_max_faces: int = Field(default=10, ge=1, le=100, description="Faces identified per image.")

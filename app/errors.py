@@ -23,6 +23,12 @@ class ErrorSpec:
 ERROR_CATALOGUE: dict[str, ErrorSpec] = {
     spec.code: spec
     for spec in (
+        ErrorSpec(
+            "BAD_REQUEST",
+            400,
+            "The request body could not be parsed (malformed multipart form or JSON).",
+            "Send multipart/form-data (or JSON for PATCH) as shown in /docs.",
+        ),
         ErrorSpec("EMPTY_FILE", 400, "The uploaded image has zero bytes.", "Send the image's bytes."),
         ErrorSpec(
             "INVALID_IMAGE",
@@ -61,9 +67,7 @@ ERROR_CATALOGUE: dict[str, ErrorSpec] = {
             "A field is missing or has an invalid value; details lists each problem.",
             "Fix the fields named in details.",
         ),
-        ErrorSpec(
-            "IMAGE_TOO_SMALL", 422, "The image is smaller than the minimum side.", "Send a larger image."
-        ),
+        ErrorSpec("IMAGE_TOO_SMALL", 422, "The image is smaller than the minimum side.", "Send a larger image."),
         ErrorSpec(
             "IMAGE_TOO_LARGE",
             422,
@@ -85,7 +89,9 @@ ERROR_CATALOGUE: dict[str, ErrorSpec] = {
             "The face failed an enrolment quality rule; details names the rule, the value and the limit.",
             "Send a larger, sharper, frontal photo.",
         ),
-        ErrorSpec("INTERNAL_ERROR", 500, "An unexpected error; it has been logged.", "Retry; report it if it persists."),
+        ErrorSpec(
+            "INTERNAL_ERROR", 500, "An unexpected error; it has been logged.", "Retry; report it if it persists."
+        ),
         ErrorSpec(
             "DATABASE_UNAVAILABLE",
             503,
@@ -97,9 +103,6 @@ ERROR_CATALOGUE: dict[str, ErrorSpec] = {
             503,
             "Too many images are waiting for the face model.",
             "Retry after the Retry-After seconds, or add replicas.",
-        ),
-        ErrorSpec(
-            "NOT_READY", 503, "The service is still starting (model or database not ready).", "Retry shortly."
         ),
     )
 }
@@ -211,16 +214,6 @@ class DatabaseUnavailableError(FacerecError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
-
-
-class NotReadyError(FacerecError):
-    """The service has not finished starting."""
-
-    code = "NOT_READY"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
 
 
 class WeightsUnavailableError(Exception):

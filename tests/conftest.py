@@ -56,7 +56,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
     server.stop()
 
 
-def make_settings(*, postgres: EmbeddedPostgres, weights_file: tuple[Path, str], data_dir: Path, **overrides: object) -> Settings:
+def make_settings(
+    *, postgres: EmbeddedPostgres, weights_file: tuple[Path, str], data_dir: Path, **overrides: object
+) -> Settings:
     path, sha256 = weights_file
     values: dict[str, object] = {
         "database_url": postgres.url,
@@ -68,11 +70,13 @@ def make_settings(*, postgres: EmbeddedPostgres, weights_file: tuple[Path, str],
         "torch_threads": 2,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
-def settings(postgres: EmbeddedPostgres, weights_file: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(
+    postgres: EmbeddedPostgres, weights_file: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
     return make_settings(postgres=postgres, weights_file=weights_file, data_dir=tmp_path_factory.mktemp("data"))
 
 

@@ -11,17 +11,17 @@ from app.services.gallery import GalleryService
 from app.services.recognition import RecognitionService
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.state.runtime
     return runtime
 
 
-def get_recognition(request: Request) -> RecognitionService:
-    return get_runtime(request).recognition
+async def get_recognition(request: Request) -> RecognitionService:
+    return (await get_runtime(request)).recognition
 
 
-def get_gallery(request: Request) -> GalleryService:
-    return get_runtime(request).gallery
+async def get_gallery(request: Request) -> GalleryService:
+    return (await get_runtime(request)).gallery
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

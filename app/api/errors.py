@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,8 +19,14 @@ logger = logging.getLogger(__name__)
 _STATUS_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 
-def error_json(*, status: int, code: str, message: str, details: dict[str, Any] | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
+def error_json(
+    *,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message, "details": details or {}}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -48,12 +55,17 @@ async def _facerec_error(request: Request, error: Exception) -> JSONResponse:
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)
     problems = [
-        {"field": ".".join(str(part) for part in problem.get("loc", ())), "message": problem.get("msg", ""),
-         "type": problem.get("type", "")}
+        {
+            "field": ".".join(str(part) for part in problem.get("loc", ())),
+            "message": problem.get("msg", ""),
+            "type": problem.get("type", ""),
+        }
         for problem in error.errors()
     ]
     return error_json(
-        status=422, code="VALIDATION_ERROR", message="The request has invalid or missing fields.",
+        status=422,
+        code="VALIDATION_ERROR",
+        message="The request has invalid or missing fields.",
         details={"errors": problems},
     )
 

@@ -151,9 +151,7 @@ def test_gallery_during_database_outage_is_503(dbless_client: TestClient) -> Non
 
 
 def test_detect_works_without_a_database(dbless_client: TestClient, faces_dir: Path) -> None:
-    response = dbless_client.post(
-        "/detect", files={"image": ("a.jpg", (faces_dir / "lfw_al_gore/1.jpg").read_bytes())}
-    )
+    response = dbless_client.post("/detect", files={"image": ("a.jpg", (faces_dir / "lfw_al_gore/1.jpg").read_bytes())})
 
     assert response.status_code == 200
     assert len(response.json()["faces"]) == 1

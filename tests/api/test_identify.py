@@ -70,8 +70,12 @@ def test_identify_uses_configured_threshold_by_default(client: TestClient, faces
 def test_identify_groups_candidates_by_subject_and_limits_to_top_k(client: TestClient, faces_dir: Path) -> None:
     for number in (1, 2, 3):
         enrol(client, faces_dir, f"lfw_al_gore/{number}.jpg", "Al Gore", on_multiple_faces="largest")
-    for subject, photo in [("Hopkins", "anthony_hopkins/1.jpg"), ("Lennon", "john_lennon/1.jpg"),
-                           ("Clapton", "eric_clapton/1.jpg"), ("Adams", "amy_adams/1.jpg")]:
+    for subject, photo in [
+        ("Hopkins", "anthony_hopkins/1.jpg"),
+        ("Lennon", "john_lennon/1.jpg"),
+        ("Clapton", "eric_clapton/1.jpg"),
+        ("Adams", "amy_adams/1.jpg"),
+    ]:
         enrol(client, faces_dir, photo, subject)
 
     body = identify(client, faces_dir, "lfw_al_gore/1.jpg", top_k=3)
@@ -138,7 +142,9 @@ def test_identify_never_returns_a_deleted_subject(client: TestClient, faces_dir:
 def test_identify_rejects_out_of_range_parameters(
     client: TestClient, faces_dir: Path, field: str, value: float
 ) -> None:
-    response = post_photo(client, "/identify", faces_dir, "lfw_al_gore/1.jpg", **{field: value})
+    form: dict[str, Any] = {field: value}
+
+    response = post_photo(client, "/identify", faces_dir, "lfw_al_gore/1.jpg", **form)
 
     assert response.status_code == 422
     assert error_code(response) == "VALIDATION_ERROR"
@@ -168,4 +174,3 @@ def test_identify_nearest_neighbour_query_uses_the_hnsw_index(
         plan = "\n".join(row[0] for row in connection.execute("EXPLAIN " + statement, parameters).fetchall())
 
     assert "Index Scan using ix_faces_embedding_hnsw" in plan, plan[:300]
-

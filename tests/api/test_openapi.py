@@ -12,18 +12,25 @@ from app.main import create_app
 APP = create_app()
 SPEC: dict[str, Any] = APP.openapi()
 OPERATIONS = [
-    (path, method, operation)
-    for path, methods in SPEC["paths"].items()
-    for method, operation in methods.items()
+    (path, method, operation) for path, methods in SPEC["paths"].items() for method, operation in methods.items()
 ]
 
 
 def test_openapi_lists_every_route() -> None:
     expected = {
-        ("/enroll", "post"), ("/identify", "post"), ("/verify", "post"), ("/detect", "post"),
-        ("/collections", "get"), ("/collections/{name}", "delete"), ("/subjects", "get"),
-        ("/subjects/{subject_id}", "get"), ("/subjects/{subject_id}", "patch"), ("/subjects/{subject_id}", "delete"),
-        ("/subjects/{subject_id}/faces", "get"), ("/faces/{face_id}", "delete"), ("/healthz", "get"),
+        ("/enroll", "post"),
+        ("/identify", "post"),
+        ("/verify", "post"),
+        ("/detect", "post"),
+        ("/collections", "get"),
+        ("/collections/{name}", "delete"),
+        ("/subjects", "get"),
+        ("/subjects/{subject_id}", "get"),
+        ("/subjects/{subject_id}", "patch"),
+        ("/subjects/{subject_id}", "delete"),
+        ("/subjects/{subject_id}/faces", "get"),
+        ("/faces/{face_id}", "delete"),
+        ("/healthz", "get"),
         ("/readyz", "get"),
     }
 
@@ -31,7 +38,9 @@ def test_openapi_lists_every_route() -> None:
 
 
 @pytest.mark.parametrize(("path", "method", "operation"), OPERATIONS, ids=[f"{m} {p}" for p, m, _ in OPERATIONS])
-def test_every_operation_has_a_summary_and_typed_success_response(path: str, method: str, operation: dict[str, Any]) -> None:
+def test_every_operation_has_a_summary_and_typed_success_response(
+    path: str, method: str, operation: dict[str, Any]
+) -> None:
     success = [code for code in operation["responses"] if code.startswith("2")]
 
     assert operation.get("summary")

@@ -59,7 +59,9 @@ def test_verify_unknown_subject_is_404(client: TestClient, faces_dir: Path) -> N
 def test_verify_needs_exactly_one_of_image_b_and_subject(client: TestClient, faces_dir: Path) -> None:
     neither = client.post("/verify", files=_files(faces_dir, image="lfw_al_gore/1.jpg"))
     both = client.post(
-        "/verify", files=_files(faces_dir, image="lfw_al_gore/1.jpg", image_b="lfw_al_gore/2.jpg"), data={"subject": "X"}
+        "/verify",
+        files=_files(faces_dir, image="lfw_al_gore/1.jpg", image_b="lfw_al_gore/2.jpg"),
+        data={"subject": "X"},
     )
 
     assert neither.status_code == 422

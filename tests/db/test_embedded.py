@@ -13,9 +13,14 @@ from tests.conftest import FACES_DIR, requires_faces
 
 def _embedded_settings(weights_file: tuple[Path, str], data_dir: Path) -> Settings:
     path, sha256 = weights_file
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None, database_url=None, data_dir=data_dir, weights_path=path, weights_sha256=sha256,
-        allow_download=False, torch_threads=2,
+    return Settings(
+        _env_file=None,
+        database_url=None,
+        data_dir=data_dir,
+        weights_path=path,
+        weights_sha256=sha256,
+        allow_download=False,
+        torch_threads=2,
     )
 
 
