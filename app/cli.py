@@ -108,7 +108,10 @@ async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
             async with semaphore:
                 try:
                     result = await runtime.recognition.enroll(
-                        data=image.read_bytes(), subject=subject, collection=args.collection, metadata=None,
+                        data=image.read_bytes(),
+                        subject=subject,
+                        collection=args.collection,
+                        metadata=None,
                         on_multiple_faces=MultipleFacesPolicy(args.on_multiple_faces),
                     )
                     outcomes["enrolled" if result.face_created else "already enrolled"] += 1
@@ -130,7 +133,10 @@ async def _identify(args: argparse.Namespace, settings: Settings) -> int:
 
     async with open_runtime(settings) as runtime:
         result = await runtime.recognition.identify(
-            data=args.image.read_bytes(), collection=args.collection, top_k=args.top_k, threshold=None,
+            data=args.image.read_bytes(),
+            collection=args.collection,
+            top_k=args.top_k,
+            threshold=None,
             max_faces=settings.default_max_faces,
         )
     for index, item in enumerate(result.faces):

@@ -75,7 +75,9 @@ def load_embedder(weights_path: Path, *, device: torch.device) -> InceptionResne
     try:
         state: object = torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is unusable
-        raise WeightsUnavailableError(f"facerec cannot start: {weights_path} is not a torch state_dict ({error}).") from None
+        raise WeightsUnavailableError(
+            f"facerec cannot start: {weights_path} is not a torch state_dict ({error})."
+        ) from None
     if not isinstance(state, dict):
         # A valid torch file can hold a bare tensor or a list; without this it fails later as an AttributeError.
         raise WeightsUnavailableError(

@@ -80,9 +80,7 @@ def resolve_weights(source: WeightsSource, *, allow_download: bool) -> Path:
     if source.explicit_path is not None:
         raise WeightsUnavailableError(unavailable_message(source, f"FACEREC_WEIGHTS_PATH={path} does not exist."))
     if not allow_download:
-        raise WeightsUnavailableError(
-            unavailable_message(source, "the weights file is missing and downloads are off.")
-        )
+        raise WeightsUnavailableError(unavailable_message(source, "the weights file is missing and downloads are off."))
     try:
         return download(source, dest_dir=source.model_dir)
     except OSError as error:

@@ -29,7 +29,9 @@ def weights_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def make_source(*, model_dir: Path, url: str, explicit_path: Path | None = None) -> WeightsSource:
-    return WeightsSource(explicit_path=explicit_path, model_dir=model_dir, filename=FILENAME, url=url, sha256=FAKE_SHA256)
+    return WeightsSource(
+        explicit_path=explicit_path, model_dir=model_dir, filename=FILENAME, url=url, sha256=FAKE_SHA256
+    )
 
 
 def test_resolve_weights_returns_verified_file_in_model_dir_without_downloading(tmp_path: Path) -> None:
