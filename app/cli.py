@@ -21,8 +21,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from app.main import create_app
-    from app.runtime import weights_source
-    from app.services.weights import resolve_weights
+    from app.services.weights import resolve_weights, weights_source
 
     # Check the weights before binding the port, so a missing file is one clear paragraph.
     resolve_weights(weights_source(settings), allow_download=settings.allow_download)
@@ -59,8 +58,7 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _models_fetch(args: argparse.Namespace, settings: Settings) -> int:
-    from app.runtime import weights_source
-    from app.services.weights import download, verify
+    from app.services.weights import download, verify, weights_source
 
     source = weights_source(settings)
     dest_dir: Path = args.dest or settings.model_dir
@@ -81,23 +79,29 @@ def _models_fetch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
-    from tqdm import tqdm
-
-    from app.runtime import open_runtime
-    from app.services.recognition import MultipleFacesPolicy
-
-    root: Path = args.directory
+def _enrolment_jobs(root: Path) -> list[tuple[str, Path]] | None:
+    """(subject, image) pairs from ROOT/<subject>/<image>; folders starting with . or _ are skipped."""
     if not root.is_dir():
-        print(f"{root} is not a directory", file=sys.stderr)
-        return 2
-    jobs = sorted(
+        return None
+    return sorted(
         (subject_dir.name, image)
         for subject_dir in root.iterdir()
         if subject_dir.is_dir() and not subject_dir.name.startswith((".", "_"))
         for image in subject_dir.iterdir()
         if image.suffix.lower() in IMAGE_SUFFIXES
     )
+
+
+async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from app.runtime import open_runtime
+    from app.services.recognition import MultipleFacesPolicy
+
+    jobs = await asyncio.to_thread(_enrolment_jobs, args.directory)
+    if jobs is None:
+        print(f"{args.directory} is not a directory", file=sys.stderr)
+        return 2
     rejected: list[tuple[Path, str, str]] = []
     outcomes: Counter[str] = Counter()
     async with open_runtime(settings) as runtime:
@@ -108,7 +112,7 @@ async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
             async with semaphore:
                 try:
                     result = await runtime.recognition.enroll(
-                        data=image.read_bytes(),
+                        data=await asyncio.to_thread(image.read_bytes),
                         subject=subject,
                         collection=args.collection,
                         metadata=None,
@@ -133,7 +137,7 @@ async def _identify(args: argparse.Namespace, settings: Settings) -> int:
 
     async with open_runtime(settings) as runtime:
         result = await runtime.recognition.identify(
-            data=args.image.read_bytes(),
+            data=await asyncio.to_thread(args.image.read_bytes),
             collection=args.collection,
             top_k=args.top_k,
             threshold=None,
@@ -185,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return _serve(args, settings)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.config import VGGFACE2_WEIGHTS_FILENAME, Settings
+from app.config import Settings
 from app.db import session as db
 from app.db.embedded import EmbeddedPostgres
 from app.services.face_engine import EngineConfig, FaceEngine
@@ -22,19 +22,9 @@ from app.services.gallery import GalleryService
 from app.services.images import ImageLimits
 from app.services.inference import InferencePool
 from app.services.recognition import RecognitionPolicy, RecognitionService
-from app.services.weights import WeightsSource, resolve_weights
+from app.services.weights import resolve_weights, weights_source
 
 logger = logging.getLogger(__name__)
-
-
-def weights_source(settings: Settings) -> WeightsSource:
-    return WeightsSource(
-        explicit_path=settings.weights_path,
-        model_dir=settings.model_dir,
-        filename=VGGFACE2_WEIGHTS_FILENAME,
-        url=settings.weights_url,
-        sha256=settings.weights_sha256,
-    )
 
 
 def image_limits(settings: Settings) -> ImageLimits:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import pgvector.sqlalchemy  # noqa: F401 - lets autogenerate render Vector columns
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-import pgvector.sqlalchemy  # noqa: F401 - lets autogenerate render Vector columns
 from app.db.models import Base
 
 target_metadata = Base.metadata

@@ -18,9 +18,7 @@ def landmarks(points: Sequence[tuple[float, float]]) -> Landmarks:
     left_eye, right_eye, nose, mouth_left, mouth_right = (
         Point(x=round(float(x), 2), y=round(float(y), 2)) for x, y in points
     )
-    return Landmarks(
-        left_eye=left_eye, right_eye=right_eye, nose=nose, mouth_left=mouth_left, mouth_right=mouth_right
-    )
+    return Landmarks(left_eye=left_eye, right_eye=right_eye, nose=nose, mouth_left=mouth_left, mouth_right=mouth_right)
 
 
 def detected_face(face: DetectedFace) -> DetectedFaceRead:

@@ -8,6 +8,7 @@ fault tests. Postgres refuses to run as root, so as root the server runs as a sy
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import pwd
@@ -15,8 +16,6 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-import importlib.util
 
 logger = logging.getLogger(__name__)
 
@@ -140,11 +139,32 @@ class EmbeddedPostgres:
 
     def _launch(self) -> None:
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c max_connections=200"
-        self._pg("pg_ctl", "start", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.pgdata / "server.log"), "-o", options)
+        self._pg(
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.pgdata / "server.log"),
+            "-o",
+            options,
+        )
 
     def _ensure_database(self) -> None:
         exists = self._pg(
-            "psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-tAc",
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
         )
         if exists.stdout.strip() != "1":

@@ -147,9 +147,7 @@ async def best_subject_similarity(
 
 
 async def list_collections(session: AsyncSession) -> list[CollectionRecord]:
-    subject_counts = (
-        select(Subject.collection_id, func.count().label("n")).group_by(Subject.collection_id).subquery()
-    )
+    subject_counts = select(Subject.collection_id, func.count().label("n")).group_by(Subject.collection_id).subquery()
     face_counts = select(Face.collection_id, func.count().label("n")).group_by(Face.collection_id).subquery()
     statement = (
         select(
@@ -179,9 +177,7 @@ async def delete_collection(session: AsyncSession, collection_id: int) -> None:
 
 
 def _subject_query() -> Any:
-    face_count = (
-        select(func.count()).where(Face.subject_id == Subject.id).correlate(Subject).scalar_subquery()
-    )
+    face_count = select(func.count()).where(Face.subject_id == Subject.id).correlate(Subject).scalar_subquery()
     return select(Subject, Collection.name.label("collection"), face_count.label("face_count")).join(
         Collection, Collection.id == Subject.collection_id
     )
@@ -209,7 +205,9 @@ async def list_subjects(
     if collection_id is not None:
         query = query.where(Subject.collection_id == collection_id)
         count_query = count_query.where(Subject.collection_id == collection_id)
-    rows = (await session.execute(query.order_by(Collection.name, Subject.name, Subject.id).limit(limit).offset(offset))).all()
+    rows = (
+        await session.execute(query.order_by(Collection.name, Subject.name, Subject.id).limit(limit).offset(offset))
+    ).all()
     total = int(await session.scalar(count_query) or 0)
     return [_subject_record(row) for row in rows], total
 

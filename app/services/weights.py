@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from app.config import VGGFACE2_WEIGHTS_FILENAME, Settings
 from app.errors import WeightsUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,16 @@ class WeightsSource:
     @property
     def expected_path(self) -> Path:
         return self.explicit_path if self.explicit_path is not None else self.model_dir / self.filename
+
+
+def weights_source(settings: Settings) -> WeightsSource:
+    return WeightsSource(
+        explicit_path=settings.weights_path,
+        model_dir=settings.model_dir,
+        filename=VGGFACE2_WEIGHTS_FILENAME,
+        url=settings.weights_url,
+        sha256=settings.weights_sha256,
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -96,7 +107,7 @@ def download(source: WeightsSource, *, dest_dir: Path, timeout_s: float = 30.0) 
     descriptor, temp_name = tempfile.mkstemp(dir=dest_dir, prefix=f".{source.filename}.", suffix=".part")
     temp_path = Path(temp_name)
     try:
-        with os.fdopen(descriptor, "wb") as out, urllib.request.urlopen(source.url, timeout=timeout_s) as response:
+        with os.fdopen(descriptor, "wb") as out, urllib.request.urlopen(source.url, timeout=timeout_s) as response:  # noqa: S310 - Settings allows http(s) only
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=source.filename) as progress:
                 while chunk := response.read(_CHUNK):
@@ -104,6 +115,7 @@ def download(source: WeightsSource, *, dest_dir: Path, timeout_s: float = 30.0) 
                     progress.update(len(chunk))
         # Named by its URL: the temp file is deleted before the user reads the message.
         verify(temp_path, source=source, described_as=f"the file downloaded from {source.url}")
+        temp_path.chmod(0o644)  # mkstemp makes it owner-only; the service may run as another user
         temp_path.replace(final_path)
     finally:
         temp_path.unlink(missing_ok=True)

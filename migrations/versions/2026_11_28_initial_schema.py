@@ -46,7 +46,10 @@ def upgrade() -> None:
         "faces",
         sa.Column("id", postgresql.UUID(as_uuid=True), primary_key=True),
         sa.Column(
-            "subject_id", postgresql.UUID(as_uuid=True), sa.ForeignKey("subjects.id", ondelete="CASCADE"), nullable=False
+            "subject_id",
+            postgresql.UUID(as_uuid=True),
+            sa.ForeignKey("subjects.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column(
             "collection_id", sa.BigInteger(), sa.ForeignKey("collections.id", ondelete="CASCADE"), nullable=False

@@ -13,13 +13,28 @@ from app.api.errors import error_responses
 from app.api.uploads import read_image
 from app.db.models import DEFAULT_COLLECTION
 from app.errors import FieldValidationError
-from app.schemas import COLLECTION_PATTERN, DetectResponse, EnrollResponse, IdentifiedFaceRead, IdentifyResponse, VerifyResponse
+from app.schemas import (
+    COLLECTION_PATTERN,
+    DetectResponse,
+    EnrollResponse,
+    IdentifiedFaceRead,
+    IdentifyResponse,
+    VerifyResponse,
+)
 from app.services.recognition import MultipleFacesPolicy
 
 router = APIRouter(tags=["faces"])
 
-IMAGE_ERRORS = ("EMPTY_FILE", "INVALID_IMAGE", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE", "VALIDATION_ERROR",
-                "IMAGE_TOO_SMALL", "IMAGE_TOO_LARGE", "OVERLOADED")
+IMAGE_ERRORS = (
+    "EMPTY_FILE",
+    "INVALID_IMAGE",
+    "PAYLOAD_TOO_LARGE",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "VALIDATION_ERROR",
+    "IMAGE_TOO_SMALL",
+    "IMAGE_TOO_LARGE",
+    "OVERLOADED",
+)
 
 ImageFile = Annotated[UploadFile, File(description="JPEG, PNG or WEBP photo.")]
 CollectionField = Annotated[str, Form(pattern=COLLECTION_PATTERN, description="Collection (gallery) name.")]
@@ -54,31 +69,46 @@ async def detect(image: ImageFile, recognition: RecognitionDep, runtime: Runtime
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": EnrollResponse, "description": "This image was already enrolled for the subject."},
-        **error_responses(*IMAGE_ERRORS, "NO_FACE_DETECTED", "MULTIPLE_FACES", "FACE_QUALITY_TOO_LOW",
-                          "DATABASE_UNAVAILABLE"),
+        **error_responses(
+            *IMAGE_ERRORS, "NO_FACE_DETECTED", "MULTIPLE_FACES", "FACE_QUALITY_TOO_LOW", "DATABASE_UNAVAILABLE"
+        ),
     },
 )
 async def enroll(
     image: ImageFile,
-    subject: Annotated[str, Form(min_length=1, max_length=200, description="The person's name, unique in the collection.")],
+    subject: Annotated[
+        str, Form(min_length=1, max_length=200, description="The person's name, unique in the collection.")
+    ],
     recognition: RecognitionDep,
     runtime: RuntimeDep,
     response: Response,
     collection: CollectionField = DEFAULT_COLLECTION,
-    metadata: Annotated[str | None, Form(max_length=16384, description="JSON object stored with a new subject.")] = None,
-    on_multiple_faces: Annotated[MultipleFacesPolicy, Form(description="reject (422) or enrol the largest face.")] = MultipleFacesPolicy.REJECT,
+    metadata: Annotated[
+        str | None, Form(max_length=16384, description="JSON object stored with a new subject.")
+    ] = None,
+    on_multiple_faces: Annotated[
+        MultipleFacesPolicy, Form(description="reject (422) or enrol the largest face.")
+    ] = MultipleFacesPolicy.REJECT,
 ) -> EnrollResponse:
     """Store one face under a subject's name; creates the subject on first enrolment."""
     data = await read_image(image, max_bytes=runtime.settings.max_image_bytes)
     result = await recognition.enroll(
-        data=data, subject=subject.strip(), collection=collection, metadata=_parse_metadata(metadata),
+        data=data,
+        subject=subject.strip(),
+        collection=collection,
+        metadata=_parse_metadata(metadata),
         on_multiple_faces=on_multiple_faces,
     )
     if not result.face_created:
         response.status_code = status.HTTP_200_OK
     return EnrollResponse(
-        subject_id=result.subject_id, subject=result.subject, collection=result.collection, face_id=result.face_id,
-        face=convert.detected_face(result.face), model_id=recognition.model_id, created=result.face_created,
+        subject_id=result.subject_id,
+        subject=result.subject,
+        collection=result.collection,
+        face_id=result.face_id,
+        face=convert.detected_face(result.face),
+        model_id=recognition.model_id,
+        created=result.face_created,
         subject_created=result.subject_created,
     )
 
@@ -101,7 +131,10 @@ async def identify(
     settings = runtime.settings
     data = await read_image(image, max_bytes=settings.max_image_bytes)
     result = await recognition.identify(
-        data=data, collection=collection, top_k=top_k or settings.default_top_k, threshold=threshold,
+        data=data,
+        collection=collection,
+        top_k=top_k or settings.default_top_k,
+        threshold=threshold,
         max_faces=max_faces or settings.default_max_faces,
     )
     faces = [
@@ -113,23 +146,29 @@ async def identify(
         for item in result.faces
     ]
     return IdentifyResponse(
-        collection=result.collection, model_id=result.model_id, threshold=result.threshold,
-        faces_detected=result.faces_detected, faces=faces,
+        collection=result.collection,
+        model_id=result.model_id,
+        threshold=result.threshold,
+        faces_detected=result.faces_detected,
+        faces=faces,
     )
 
 
 @router.post(
     "/verify",
     response_model=VerifyResponse,
-    responses=error_responses(*IMAGE_ERRORS, "NO_FACE_DETECTED", "SUBJECT_NOT_FOUND", "COLLECTION_NOT_FOUND",
-                              "DATABASE_UNAVAILABLE"),
+    responses=error_responses(
+        *IMAGE_ERRORS, "NO_FACE_DETECTED", "SUBJECT_NOT_FOUND", "COLLECTION_NOT_FOUND", "DATABASE_UNAVAILABLE"
+    ),
 )
 async def verify(
     image: ImageFile,
     recognition: RecognitionDep,
     runtime: RuntimeDep,
     image_b: Annotated[UploadFile | None, File(description="Second photo to compare with.")] = None,
-    subject: Annotated[str | None, Form(min_length=1, max_length=200, description="Or: a subject to compare with.")] = None,
+    subject: Annotated[
+        str | None, Form(min_length=1, max_length=200, description="Or: a subject to compare with.")
+    ] = None,
     collection: CollectionField = DEFAULT_COLLECTION,
     threshold: ThresholdField = None,
 ) -> VerifyResponse:
@@ -150,7 +189,9 @@ async def verify(
             data=data, subject=subject.strip(), collection=collection, threshold=threshold
         )
     return VerifyResponse(
-        similarity=round(result.similarity, 6), threshold=result.threshold, same_person=result.same_person,
+        similarity=round(result.similarity, 6),
+        threshold=result.threshold,
+        same_person=result.same_person,
         face=convert.detected_face(result.face),
         face_b=None if result.face_b is None else convert.detected_face(result.face_b),
         subject_id=result.subject_id,

@@ -36,7 +36,8 @@ async def list_collections(gallery: GalleryDep) -> CollectionList:
 
 
 @router.delete(
-    "/collections/{name}", response_model=CollectionDeleted,
+    "/collections/{name}",
+    response_model=CollectionDeleted,
     responses=error_responses("COLLECTION_NOT_FOUND", *DB_ERRORS),
 )
 async def delete_collection(name: CollectionPath, gallery: GalleryDep) -> CollectionDeleted:
@@ -57,14 +58,17 @@ async def list_subjects(
     return SubjectPage(items=[convert.subject(r) for r in records], total=total, limit=limit, offset=offset)
 
 
-@router.get("/subjects/{subject_id}", response_model=SubjectRead, responses=error_responses("SUBJECT_NOT_FOUND", *DB_ERRORS))
+@router.get(
+    "/subjects/{subject_id}", response_model=SubjectRead, responses=error_responses("SUBJECT_NOT_FOUND", *DB_ERRORS)
+)
 async def get_subject(subject_id: uuid.UUID, gallery: GalleryDep) -> SubjectRead:
     """Read one subject."""
     return convert.subject(await gallery.get_subject(subject_id))
 
 
 @router.patch(
-    "/subjects/{subject_id}", response_model=SubjectRead,
+    "/subjects/{subject_id}",
+    response_model=SubjectRead,
     responses=error_responses("SUBJECT_NOT_FOUND", "SUBJECT_NAME_CONFLICT", *DB_ERRORS),
 )
 async def update_subject(subject_id: uuid.UUID, changes: SubjectUpdate, gallery: GalleryDep) -> SubjectRead:
@@ -89,9 +93,7 @@ async def list_faces(subject_id: uuid.UUID, gallery: GalleryDep) -> FaceList:
     return FaceList(items=[convert.stored_face(r) for r in await gallery.list_faces(subject_id)])
 
 
-@router.delete(
-    "/faces/{face_id}", status_code=204, responses=error_responses("FACE_NOT_FOUND", *DB_ERRORS)
-)
+@router.delete("/faces/{face_id}", status_code=204, responses=error_responses("FACE_NOT_FOUND", *DB_ERRORS))
 async def delete_face(face_id: uuid.UUID, gallery: GalleryDep) -> None:
     """Delete one face for good."""
     await gallery.delete_face(face_id)
