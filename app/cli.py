@@ -105,6 +105,7 @@ async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
     rejected: list[tuple[Path, str, str]] = []
     outcomes: Counter[str] = Counter()
     async with open_runtime(settings) as runtime:
+        await runtime.database.wait_ready(timeout_s=120)
         semaphore = asyncio.Semaphore(args.concurrency)
         progress = tqdm(total=len(jobs), unit="img", desc="enrolling")
 
@@ -136,6 +137,7 @@ async def _identify(args: argparse.Namespace, settings: Settings) -> int:
     from app.runtime import open_runtime
 
     async with open_runtime(settings) as runtime:
+        await runtime.database.wait_ready(timeout_s=120)
         result = await runtime.recognition.identify(
             data=await asyncio.to_thread(args.image.read_bytes),
             collection=args.collection,

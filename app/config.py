@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, description="Connections kept open per process.")
     db_max_overflow: int = Field(default=5, ge=0, description="Extra connections under burst load.")
     db_connect_timeout_s: float = Field(default=5.0, gt=0, description="Per-connection timeout.")
+    db_statement_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest a single SQL statement may run before Postgres cancels it."
+    )
     hnsw_ef_search: int = Field(
         default=80, ge=1, le=1000, description="pgvector hnsw.ef_search: recall vs. speed of 1:N search."
     )
@@ -83,6 +86,10 @@ class Settings(BaseSettings):
         default=64, ge=1, description="Images admitted to the inference queue; more get 503 OVERLOADED."
     )
 
+    request_deadline_s: float = Field(
+        default=30.0, gt=0, description="Longest an image may wait for and run through the model; then 503."
+    )
+
     # Recognition policy
     match_threshold: float = Field(
         default=0.5,
@@ -111,6 +118,14 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Largest accepted image file.")
     max_image_pixels: int = Field(default=40_000_000, ge=1, description="Largest accepted width x height.")
     min_image_side: int = Field(default=32, ge=1, description="Smallest accepted image width or height.")
+    max_request_bytes: int = Field(
+        default=17 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted request body (two images plus form fields for /verify); else 413.",
+    )
+    max_form_fields: int = Field(default=16, ge=1, description="Most non-file form fields in one request.")
+    max_form_files: int = Field(default=2, ge=1, description="Most files in one request.")
+    max_form_field_bytes: int = Field(default=65536, ge=1024, description="Largest non-file form field.")
 
     # Server
     host: str = Field(default="127.0.0.1", description="Bind address of `facerec serve`.")

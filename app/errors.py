@@ -99,6 +99,12 @@ ERROR_CATALOGUE: dict[str, ErrorSpec] = {
             "Retry after the Retry-After seconds.",
         ),
         ErrorSpec(
+            "DEADLINE_EXCEEDED",
+            503,
+            "The image was not processed within the request deadline (the service is busy).",
+            "Retry after the Retry-After seconds, or add replicas.",
+        ),
+        ErrorSpec(
             "OVERLOADED",
             503,
             "Too many images are waiting for the face model.",
@@ -237,3 +243,13 @@ class FieldValidationError(FacerecError):
 
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message, details={"errors": [{"field": field, "message": message, "type": "value_error"}]})
+
+
+class DeadlineExceededError(FacerecError):
+    """The request ran past its deadline."""
+
+    code = "DEADLINE_EXCEEDED"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "2"}

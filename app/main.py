@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
+from starlette.formparsers import MultiPartParser
 
 from app import __version__
 from app.api.errors import install_error_handlers
+from app.api.middleware import BodySizeLimitMiddleware
 from app.api.routes import faces, gallery, health
 from app.config import Settings
 from app.runtime import Runtime, open_runtime
@@ -36,8 +38,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with open_runtime(settings) as runtime:
             yield {"runtime": runtime}
 
-    app = FastAPI(title="facerec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # Uploads stay in memory up to the body cap instead of rolling over to temporary files.
+    MultiPartParser.spool_max_size = settings.max_request_bytes
+    app = FastAPI(
+        title="facerec",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        form_limits={
+            "max_fields": settings.max_form_fields,
+            "max_files": settings.max_form_files,
+            "max_part_size": settings.max_form_field_bytes,
+        },
+    )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(faces.router)
     app.include_router(gallery.router)
     app.include_router(health.router)

@@ -6,17 +6,18 @@ Built once per process, by the HTTP lifespan or by a CLI command, and torn down 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db import session as db
 from app.db.embedded import EmbeddedPostgres
+from app.db.session import Database
 from app.services.face_engine import EngineConfig, FaceEngine
 from app.services.gallery import GalleryService
 from app.services.images import ImageLimits
@@ -53,7 +54,7 @@ def build_face_engine(settings: Settings) -> FaceEngine:
 @dataclass
 class Runtime:
     settings: Settings
-    db_engine: AsyncEngine
+    database: Database
     face_engine: FaceEngine
     pool: InferencePool
     recognition: RecognitionService
@@ -62,8 +63,12 @@ class Runtime:
     async def readiness(self) -> dict[str, str]:
         """model, database and schema: "ok" or what is wrong."""
         checks = {"model": "ok", "database": "ok", "schema": "ok"}
+        if not self.database.ready:
+            checks["database"] = f"waiting for {self.database.waiting_for}"
+            checks["schema"] = "unknown"
+            return checks
         try:
-            async with self.db_engine.connect() as connection:
+            async with self.database.engine.connect() as connection:
                 current = await connection.scalar(text("SELECT version_num FROM alembic_version"))
             if current != db.head_revision():
                 checks["schema"] = f"at {current}, expected {db.head_revision()}: run `facerec db upgrade`"
@@ -85,26 +90,33 @@ async def start_database(settings: Settings, stack: AsyncExitStack) -> str:
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Everything the service needs. The database may still be on its way: it is prepared in the
+    background (waiting with backoff, then migrating) while /readyz says what it waits for."""
     async with AsyncExitStack() as stack:
         # The model first: without weights there is no point starting a database.
         face_engine = await asyncio.to_thread(build_face_engine, settings)
         url = await start_database(settings, stack)
-        if settings.migrate_on_start:
-            await asyncio.to_thread(db.upgrade, url)
         db_engine = db.make_engine(
             url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             connect_timeout_s=settings.db_connect_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
         )
         stack.push_async_callback(db_engine.dispose)
-        pool = InferencePool(workers=settings.inference_workers, max_pending=settings.max_pending_inferences)
+        database = db.Database(db_engine, url=url)
+        preparation = asyncio.create_task(database.prepare(migrate=settings.migrate_on_start))
+        stack.push_async_callback(_cancel, preparation)
+        pool = InferencePool(
+            workers=settings.inference_workers,
+            max_pending=settings.max_pending_inferences,
+            deadline_s=settings.request_deadline_s,
+        )
         stack.callback(pool.shutdown)
-        sessions = db.make_sessionmaker(db_engine)
         recognition = RecognitionService(
             engine=face_engine,
             pool=pool,
-            sessions=sessions,
+            database=database,
             policy=RecognitionPolicy(
                 match_threshold=settings.match_threshold,
                 min_face_px=settings.min_face_px,
@@ -113,4 +125,10 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             ),
             limits=image_limits(settings),
         )
-        yield Runtime(settings, db_engine, face_engine, pool, recognition, GalleryService(sessions=sessions))
+        yield Runtime(settings, database, face_engine, pool, recognition, GalleryService(database=database))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -80,10 +82,21 @@ def settings(
     return make_settings(postgres=postgres, weights_file=weights_file, data_dir=tmp_path_factory.mktemp("data"))
 
 
+@contextmanager
+def running_app(settings: Settings, *, ready_within_s: float = 60.0) -> Iterator[TestClient]:
+    """The app with its lifespan running, once /readyz says the database is migrated and ready."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        deadline = time.monotonic() + ready_within_s
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, client.get("/readyz").json()
+            time.sleep(0.05)
+        yield client
+
+
 @pytest.fixture(scope="session")
 def app_client(settings: Settings) -> Iterator[TestClient]:
-    """One running app (lifespan included) for the whole session: the model loads once."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    """One running app for the whole session: the model loads once."""
+    with running_app(settings) as client:
         yield client
 
 

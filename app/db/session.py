@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +16,8 @@ from sqlalchemy import Connection, create_engine, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.errors import DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # An arbitrary constant: every facerec process takes this Postgres advisory lock around
@@ -29,19 +33,22 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int, max_overflow: int, connect_timeout_s: float) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int, max_overflow: int, connect_timeout_s: float, statement_timeout_s: float
+) -> AsyncEngine:
     return create_async_engine(
         normalise_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"connect_timeout": max(1, round(connect_timeout_s)), "application_name": "facerec"},
+        pool_timeout=connect_timeout_s,
+        connect_args={
+            "connect_timeout": max(1, round(connect_timeout_s)),
+            "application_name": "facerec",
+            "options": f"-c statement_timeout={round(statement_timeout_s * 1000)}",
+        },
     )
-
-
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -51,20 +58,63 @@ def is_connection_error(error: BaseException) -> bool:
     return isinstance(error, (exc.TimeoutError, ConnectionError, OSError))
 
 
-@asynccontextmanager
-async def session_scope(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block succeeds, rolled back when it raises.
+class Database:
+    """The engine, its sessions, and whether the schema is known to be ready for queries."""
 
-    Losing the database (at connect time or mid-transaction, which pre-ping cannot catch)
-    becomes DatabaseUnavailableError, so callers answer 503 rather than 500.
-    """
-    try:
-        async with sessions() as session, session.begin():
-            yield session
-    except Exception as error:
-        if is_connection_error(error):
-            raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
-        raise
+    def __init__(self, engine: AsyncEngine, *, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self._ready = asyncio.Event()
+        self.waiting_for = "the first connection"
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_ready(self, *, timeout_s: float) -> None:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._ready.wait()
+        except TimeoutError:
+            raise DatabaseUnavailableError(f"The database is not ready: waiting for {self.waiting_for}.") from None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block succeeds, rolled back when it raises.
+
+        Losing the database (at connect time or mid-transaction, which pre-ping cannot catch)
+        becomes DatabaseUnavailableError, so callers answer 503 rather than 500.
+        """
+        if not self.ready:
+            raise DatabaseUnavailableError(f"The database is not ready yet: waiting for {self.waiting_for}.")
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except Exception as error:
+            if is_connection_error(error):
+                raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
+            raise
+
+    async def prepare(self, *, migrate: bool, max_backoff_s: float = 10.0) -> None:
+        """Wait for the database with exponential backoff, migrate it if asked, then mark it ready."""
+        delay = 0.25
+        while True:
+            try:
+                if migrate:
+                    await asyncio.to_thread(upgrade, self.url)
+                else:
+                    async with self.engine.connect() as connection:
+                        await connection.execute(text("SELECT 1"))
+            except Exception as error:  # noqa: BLE001 - every failure is retried; it is logged and reported
+                self.waiting_for = f"the database ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+                logger.warning("database not ready, retrying in %.1fs: %s", delay, self.waiting_for)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_backoff_s)
+                continue
+            self._ready.set()
+            logger.info("database ready")
+            return
 
 
 def alembic_config(url: str) -> Config:

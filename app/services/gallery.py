@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import repository
 from app.db.models import DEFAULT_COLLECTION
 from app.db.records import CollectionRecord, DeletionCounts, FaceRecord, SubjectRecord
-from app.db.session import session_scope
+from app.db.session import Database
 from app.errors import (
     CollectionNotFoundError,
     FaceNotFoundError,
@@ -20,16 +20,16 @@ from app.errors import (
 
 
 class GalleryService:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, *, database: Database) -> None:
+        self._database = database
 
     async def list_collections(self) -> list[CollectionRecord]:
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             return await repository.list_collections(session)
 
     async def delete_collection(self, name: str) -> DeletionCounts:
         """Remove every subject and face of the collection; the default collection stays, empty."""
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             collection_id = await repository.collection_id(session, name)
             if collection_id is None:
                 raise CollectionNotFoundError(f"No collection named {name!r}.", details={"collection": name})
@@ -41,7 +41,7 @@ class GalleryService:
     async def list_subjects(
         self, *, collection: str | None, limit: int, offset: int
     ) -> tuple[list[SubjectRecord], int]:
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             collection_id = None
             if collection is not None:
                 collection_id = await repository.collection_id(session, collection)
@@ -52,11 +52,11 @@ class GalleryService:
             return await repository.list_subjects(session, collection_id=collection_id, limit=limit, offset=offset)
 
     async def get_subject(self, subject_id: uuid.UUID) -> SubjectRecord:
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             return await self._existing_subject(session, subject_id)
 
     async def update_subject(self, subject_id: uuid.UUID, *, changes: dict[str, Any]) -> SubjectRecord:
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             if changes:
                 try:
                     found = await repository.update_subject(session, subject_id, values=changes)
@@ -71,19 +71,19 @@ class GalleryService:
 
     async def delete_subject(self, subject_id: uuid.UUID) -> int:
         """Delete the subject and its faces; the number of faces removed."""
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             deleted_faces = await repository.delete_subject(session, subject_id)
         if deleted_faces is None:
             raise _subject_not_found(subject_id)
         return deleted_faces
 
     async def list_faces(self, subject_id: uuid.UUID) -> list[FaceRecord]:
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             await self._existing_subject(session, subject_id)
             return await repository.list_faces(session, subject_id)
 
     async def delete_face(self, face_id: uuid.UUID) -> None:
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             if not await repository.delete_face(session, face_id):
                 raise FaceNotFoundError(f"No face with id {face_id}.", details={"face_id": str(face_id)})
 

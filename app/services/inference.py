@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from app.errors import OverloadedError
+from app.errors import DeadlineExceededError, OverloadedError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -22,9 +22,10 @@ T = TypeVar("T")
 class InferencePool:
     """Runs blocking model calls on `workers` threads with at most `max_pending` calls admitted."""
 
-    def __init__(self, *, workers: int, max_pending: int) -> None:
+    def __init__(self, *, workers: int, max_pending: int, deadline_s: float) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facerec-inference")
         self._max_pending = max_pending
+        self._deadline_s = deadline_s
         self._pending = 0
 
     @property
@@ -40,7 +41,16 @@ class InferencePool:
         self._pending += 1  # only touched from the event loop thread: no lock needed
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+            future = loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+            # A call still queued at the deadline is cancelled before it starts; one already
+            # running finishes in its thread, but the caller is answered now.
+            async with asyncio.timeout(self._deadline_s):
+                return await future
+        except TimeoutError:
+            raise DeadlineExceededError(
+                f"The image was not processed within {self._deadline_s:g}s; retry shortly.",
+                details={"deadline_s": self._deadline_s},
+            ) from None
         finally:
             self._pending -= 1
 

@@ -9,11 +9,11 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import repository
 from app.db.records import SubjectMatch
-from app.db.session import session_scope
+from app.db.session import Database
 from app.errors import (
     CollectionNotFoundError,
     FaceQualityError,
@@ -105,13 +105,13 @@ class RecognitionService:
         *,
         engine: FaceEngine,
         pool: InferencePool,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         policy: RecognitionPolicy,
         limits: ImageLimits,
     ) -> None:
         self._engine = engine
         self._pool = pool
-        self._sessions = sessions
+        self._database = database
         self.policy = policy
         self._limits = limits
 
@@ -182,7 +182,7 @@ class RecognitionService:
     ) -> EnrollResult:
         analysis = await self._pool.run(self._analyse_blocking, data, max_faces=1, enrolment=on_multiple_faces)
         face = analysis.faces[0]
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             collection_id = await repository.ensure_collection(session, collection)
             subject_id, subject_created = await repository.ensure_subject(
                 session, collection_id=collection_id, name=subject, metadata=metadata
@@ -206,7 +206,7 @@ class RecognitionService:
         threshold = self.policy.match_threshold if threshold is None else threshold
         analysis = await self._pool.run(self._analyse_blocking, data, max_faces=max_faces, enrolment=None)
         identified: list[IdentifiedFace] = []
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             collection_id = await self._collection_id(session, collection)
             for face, embedding in zip(analysis.faces, analysis.embeddings, strict=True):
                 candidates = await repository.nearest_subjects(
@@ -234,7 +234,7 @@ class RecognitionService:
         threshold = self.policy.match_threshold if threshold is None else threshold
         # The image is checked before the subject: a broken upload is the more basic error.
         probe = await self._largest_face(data, which="image")
-        async with session_scope(self._sessions) as session:
+        async with self._database.transaction() as session:
             collection_id = await self._collection_id(session, collection)
             subject_id = await repository.find_subject_id(session, collection_id=collection_id, name=subject)
             if subject_id is None:

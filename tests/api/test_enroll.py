@@ -10,9 +10,8 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
-from app.main import create_app
 from tests.api.helpers import enrol, error_code, post_photo
-from tests.conftest import make_settings, reset_database
+from tests.conftest import make_settings, reset_database, running_app
 
 
 def test_enroll_creates_subject_and_face(client: TestClient, faces_dir: Path) -> None:
@@ -145,7 +144,7 @@ def strict_client(
         min_face_px=120,
         min_detection_probability=0.99999,
     )
-    with TestClient(create_app(settings)) as client:
+    with running_app(settings) as client:
         yield client
 
 

@@ -162,5 +162,5 @@ def test_readyz_is_503_naming_the_database_when_it_is_down(dbless_client: TestCl
 
     assert response.status_code == 503
     assert response.json()["status"] == "not_ready"
-    assert response.json()["checks"]["database"].startswith("unreachable")
+    assert response.json()["checks"]["database"].startswith("waiting for the database (OperationalError")
     assert response.json()["checks"]["model"] == "ok"

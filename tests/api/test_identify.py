@@ -161,11 +161,11 @@ def test_identify_nearest_neighbour_query_uses_the_hnsw_index(
         if "<=>" in statement:
             captured.append((statement, parameters))
 
-    event.listen(runtime.db_engine.sync_engine, "before_cursor_execute", capture)
+    event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", capture)
     try:
         identify(client, faces_dir, "lfw_al_gore/1.jpg")
     finally:
-        event.remove(runtime.db_engine.sync_engine, "before_cursor_execute", capture)
+        event.remove(runtime.database.engine.sync_engine, "before_cursor_execute", capture)
     statement, parameters = captured[0]
     with psycopg.connect(_plain(postgres.url)) as connection:
         # A tiny table is cheaper to sort than to walk: make the planner show the ordered index path.

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from app.config import Settings
-from app.main import create_app
-from tests.conftest import FACES_DIR, requires_faces
+from tests.conftest import FACES_DIR, requires_faces, running_app
 
 
 def _embedded_settings(weights_file: tuple[Path, str], data_dir: Path) -> Settings:
@@ -28,10 +25,10 @@ def _embedded_settings(weights_file: tuple[Path, str], data_dir: Path) -> Settin
 def test_enrolments_survive_a_restart_of_the_embedded_database(weights_file: tuple[Path, str], tmp_path: Path) -> None:
     settings = _embedded_settings(weights_file, tmp_path / "data")
     photo = (FACES_DIR / "lfw_al_gore/1.jpg").read_bytes()
-    with TestClient(create_app(settings)) as first:
+    with running_app(settings) as first:
         enrolled = first.post("/enroll", files={"image": ("a.jpg", photo)}, data={"subject": "Al Gore"}).json()
 
-    with TestClient(create_app(settings)) as second:
+    with running_app(settings) as second:
         subject = second.get(f"/subjects/{enrolled['subject_id']}")
         found = second.post("/identify", files={"image": ("a.jpg", photo)}).json()
 
@@ -44,7 +41,7 @@ def test_embedded_database_is_stopped_at_shutdown(weights_file: tuple[Path, str]
     from app.db.embedded import EmbeddedPostgres
 
     settings = _embedded_settings(weights_file, tmp_path / "data")
-    with TestClient(create_app(settings)) as client:
+    with running_app(settings) as client:
         assert client.get("/readyz").status_code == 200
 
     assert not EmbeddedPostgres(settings.embedded_pgdata).is_running()

@@ -12,7 +12,7 @@ from app.services.inference import InferencePool
 
 
 def test_pool_runs_calls_on_its_own_threads() -> None:
-    pool = InferencePool(workers=1, max_pending=4)
+    pool = InferencePool(workers=1, max_pending=4, deadline_s=30)
 
     name = asyncio.run(pool.run(lambda: threading.current_thread().name))
 
@@ -21,7 +21,7 @@ def test_pool_runs_calls_on_its_own_threads() -> None:
 
 
 def test_pool_refuses_calls_past_max_pending_at_once() -> None:
-    pool = InferencePool(workers=1, max_pending=1)
+    pool = InferencePool(workers=1, max_pending=1, deadline_s=30)
     release = threading.Event()
 
     async def scenario() -> None:
