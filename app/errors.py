@@ -50,6 +50,12 @@ ERROR_CATALOGUE: dict[str, ErrorSpec] = {
             "Choose another name, or merge by enrolling into the existing subject.",
         ),
         ErrorSpec(
+            "IDEMPOTENCY_CONFLICT",
+            409,
+            "This Idempotency-Key was already used for a different request.",
+            "Use a new key for a new request; reuse a key only to retry the identical request.",
+        ),
+        ErrorSpec(
             "PAYLOAD_TOO_LARGE",
             413,
             "The image or the request body is over the size limit.",
@@ -209,6 +215,12 @@ class SubjectNameConflictError(FacerecError):
     """A rename onto a name already taken."""
 
     code = "SUBJECT_NAME_CONFLICT"
+
+
+class IdempotencyConflictError(FacerecError):
+    """An Idempotency-Key reused for a different request."""
+
+    code = "IDEMPOTENCY_CONFLICT"
 
 
 class DatabaseUnavailableError(FacerecError):

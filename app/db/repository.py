@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import Collection, Face, Subject
+from app.db.models import Collection, Face, IdempotencyKey, Subject
 from app.db.records import CollectionRecord, DeletionCounts, FaceRecord, SubjectMatch, SubjectRecord
 
 Vector = npt.NDArray[np.float32]
@@ -273,6 +274,30 @@ async def list_faces(session: AsyncSession, subject_id: uuid.UUID) -> list[FaceR
 async def delete_face(session: AsyncSession, face_id: uuid.UUID) -> bool:
     result = await session.execute(delete(Face).where(Face.id == face_id))
     return _rowcount(result) > 0
+
+
+async def idempotent_response(session: AsyncSession, key: str) -> tuple[str, dict[str, Any]] | None:
+    """The request fingerprint and stored answer for an Idempotency-Key, if it was seen."""
+    row = (
+        await session.execute(
+            select(IdempotencyKey.request_sha256, IdempotencyKey.response).where(IdempotencyKey.key == key)
+        )
+    ).first()
+    return None if row is None else (row.request_sha256, row.response)
+
+
+async def save_idempotent_response(
+    session: AsyncSession, *, key: str, request_sha256: str, response: dict[str, Any], keep_for: timedelta
+) -> bool:
+    """Store the answer under the key; False when another request stored one first."""
+    await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < func.now() - keep_for))
+    stored = await session.scalar(
+        pg_insert(IdempotencyKey)
+        .values(key=key, request_sha256=request_sha256, response=response)
+        .on_conflict_do_nothing(index_elements=[IdempotencyKey.key])
+        .returning(IdempotencyKey.key)
+    )
+    return stored is not None
 
 
 def _rowcount(result: Any) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -17,6 +19,7 @@ from app.db.session import Database
 from app.errors import (
     CollectionNotFoundError,
     FaceQualityError,
+    IdempotencyConflictError,
     MultipleFacesError,
     NoFaceDetectedError,
     SubjectNotFoundError,
@@ -60,6 +63,56 @@ class EnrollResult:
     face: DetectedFace
     subject_created: bool
     face_created: bool
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject_id": str(self.subject_id),
+            "subject": self.subject,
+            "collection": self.collection,
+            "face_id": str(self.face_id),
+            "box": list(self.face.box),
+            "landmarks": [list(point) for point in self.face.landmarks],
+            "probability": self.face.probability,
+            "subject_created": self.subject_created,
+            "face_created": self.face_created,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, replayed: bool) -> EnrollResult:
+        x1, y1, x2, y2 = (float(v) for v in data["box"])
+        face = DetectedFace(
+            box=(x1, y1, x2, y2),
+            landmarks=tuple((float(x), float(y)) for x, y in data["landmarks"]),
+            probability=float(data["probability"]),
+        )
+        return cls(
+            subject_id=uuid.UUID(data["subject_id"]),
+            subject=data["subject"],
+            collection=data["collection"],
+            face_id=uuid.UUID(data["face_id"]),
+            face=face,
+            subject_created=bool(data["subject_created"]),
+            face_created=bool(data["face_created"]),
+            replayed=replayed,
+        )
+
+
+class _KeyTakenMeanwhile(Exception):  # noqa: N818 - control flow inside enroll(), never escapes
+    pass
+
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def _fingerprint(
+    data: bytes, subject: str, collection: str, metadata: dict[str, Any] | None, policy: MultipleFacesPolicy
+) -> str:
+    """What makes two enrolment requests the same request, for Idempotency-Key checks."""
+    described = json.dumps(
+        [image_sha256(data), subject, collection, metadata, policy.value], sort_keys=True, ensure_ascii=False
+    )
+    return hashlib.sha256(described.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -179,26 +232,58 @@ class RecognitionService:
         collection: str,
         metadata: dict[str, Any] | None,
         on_multiple_faces: MultipleFacesPolicy,
+        idempotency_key: str | None = None,
     ) -> EnrollResult:
+        """Store one face under the subject in one transaction; a retried Idempotency-Key replays the answer."""
+        fingerprint = _fingerprint(data, subject, collection, metadata, on_multiple_faces)
+        if idempotency_key is not None and (replay := await self._replay(idempotency_key, fingerprint)):
+            return replay
         analysis = await self._pool.run(self._analyse_blocking, data, max_faces=1, enrolment=on_multiple_faces)
         face = analysis.faces[0]
+        try:
+            async with self._database.transaction() as session:
+                collection_id = await repository.ensure_collection(session, collection)
+                subject_id, subject_created = await repository.ensure_subject(
+                    session, collection_id=collection_id, name=subject, metadata=metadata
+                )
+                face_id, face_created = await repository.add_face(
+                    session,
+                    subject_id=subject_id,
+                    collection_id=collection_id,
+                    embedding=analysis.embeddings[0],
+                    box=face.box,
+                    landmarks=[coordinate for point in face.landmarks for coordinate in point],
+                    detection_probability=face.probability,
+                    model_id=self.model_id,
+                    image_sha256=image_sha256(data),
+                )
+                result = EnrollResult(subject_id, subject, collection, face_id, face, subject_created, face_created)
+                if idempotency_key is not None and not await repository.save_idempotent_response(
+                    session,
+                    key=idempotency_key,
+                    request_sha256=fingerprint,
+                    response=result.to_json(),
+                    keep_for=IDEMPOTENCY_WINDOW,
+                ):
+                    raise _KeyTakenMeanwhile
+        except _KeyTakenMeanwhile:
+            # A concurrent request with the same key committed first; ours rolled back.
+            replay = await self._replay(idempotency_key or "", fingerprint)
+            assert replay is not None
+            return replay
+        return result
+
+    async def _replay(self, key: str, fingerprint: str) -> EnrollResult | None:
         async with self._database.transaction() as session:
-            collection_id = await repository.ensure_collection(session, collection)
-            subject_id, subject_created = await repository.ensure_subject(
-                session, collection_id=collection_id, name=subject, metadata=metadata
+            stored = await repository.idempotent_response(session, key)
+        if stored is None:
+            return None
+        stored_fingerprint, response = stored
+        if stored_fingerprint != fingerprint:
+            raise IdempotencyConflictError(
+                "This Idempotency-Key was already used for a different request.", details={"idempotency_key": key}
             )
-            face_id, face_created = await repository.add_face(
-                session,
-                subject_id=subject_id,
-                collection_id=collection_id,
-                embedding=analysis.embeddings[0],
-                box=face.box,
-                landmarks=[coordinate for point in face.landmarks for coordinate in point],
-                detection_probability=face.probability,
-                model_id=self.model_id,
-                image_sha256=image_sha256(data),
-            )
-        return EnrollResult(subject_id, subject, collection, face_id, face, subject_created, face_created)
+        return EnrollResult.from_json(response, replayed=True)
 
     async def identify(
         self, *, data: bytes, collection: str, top_k: int, threshold: float | None, max_faces: int

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -175,3 +177,84 @@ def test_enroll_rejects_uncertain_face_naming_the_probability_rule(
     details = response.json()["error"]["details"]
     assert details["rule"] == "min_detection_probability"
     assert details["value"] < 0.99999
+
+
+def test_enroll_retry_with_same_idempotency_key_returns_original_and_stores_nothing_new(
+    client: TestClient, faces_dir: Path
+) -> None:
+    headers = {"Idempotency-Key": "enrol-gore-1"}
+    first = post_photo_with_headers(client, faces_dir, "lfw_al_gore/1.jpg", headers, subject="Al Gore")
+
+    retry = post_photo_with_headers(client, faces_dir, "lfw_al_gore/1.jpg", headers, subject="Al Gore")
+
+    assert first.status_code == 201
+    assert retry.status_code == 201
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert client.get(f"/subjects/{first.json()['subject_id']}").json()["face_count"] == 1
+
+
+def test_enroll_same_idempotency_key_with_different_payload_is_409(client: TestClient, faces_dir: Path) -> None:
+    headers = {"Idempotency-Key": "enrol-1"}
+    post_photo_with_headers(client, faces_dir, "lfw_al_gore/1.jpg", headers, subject="Al Gore")
+
+    other_image = post_photo_with_headers(client, faces_dir, "lfw_al_gore/2.jpg", headers, subject="Al Gore")
+    other_subject = post_photo_with_headers(client, faces_dir, "lfw_al_gore/1.jpg", headers, subject="Someone")
+
+    assert other_image.status_code == 409
+    assert error_code(other_image) == "IDEMPOTENCY_CONFLICT"
+    assert other_subject.status_code == 409
+    assert client.get("/subjects").json()["total"] == 1
+
+
+def test_enroll_rejected_request_does_not_consume_its_idempotency_key(client: TestClient, faces_dir: Path) -> None:
+    headers = {"Idempotency-Key": "enrol-2"}
+    rejected = post_photo_with_headers(client, faces_dir, "_noface/3_coffee.png", headers, subject="Al Gore")
+
+    accepted = post_photo_with_headers(client, faces_dir, "lfw_al_gore/1.jpg", headers, subject="Al Gore")
+
+    assert rejected.status_code == 422
+    assert accepted.status_code == 201
+
+
+def test_concurrent_retries_with_one_idempotency_key_store_one_face(client: TestClient, faces_dir: Path) -> None:
+    headers = {"Idempotency-Key": "enrol-concurrent"}
+    with ThreadPoolExecutor(max_workers=6) as workers:
+        responses = list(
+            workers.map(
+                lambda _: post_photo_with_headers(client, faces_dir, "lfw_al_gore/1.jpg", headers, subject="Al Gore"),
+                range(6),
+            )
+        )
+
+    assert {response.status_code for response in responses} == {201}
+    assert len({response.json()["face_id"] for response in responses}) == 1
+    assert client.get("/subjects").json()["items"][0]["face_count"] == 1
+
+
+def test_concurrent_first_enrolments_of_one_new_subject_create_exactly_one_subject(
+    client: TestClient, faces_dir: Path
+) -> None:
+    photos = ["lfw_al_gore/1.jpg", "lfw_al_gore/2.jpg", "lfw_al_gore/4.jpg", "lfw_al_gore/5.jpg"]
+    with ThreadPoolExecutor(max_workers=len(photos)) as workers:
+        responses = list(
+            workers.map(lambda photo: post_photo(client, "/enroll", faces_dir, photo, subject="New Person"), photos)
+        )
+
+    assert all(response.status_code == 201 for response in responses), [r.text for r in responses]
+    assert len({response.json()["subject_id"] for response in responses}) == 1
+    assert sum(response.json()["subject_created"] for response in responses) == 1
+    listing = client.get("/subjects").json()
+    assert listing["total"] == 1
+    assert listing["items"][0]["face_count"] == len(photos)
+
+
+def post_photo_with_headers(
+    client: TestClient, faces_dir: Path, relative: str, headers: dict[str, str], **form: str
+) -> Any:
+    return client.post(
+        "/enroll",
+        files={"image": (Path(relative).name, (faces_dir / relative).read_bytes())},
+        data=form,
+        headers=headers,
+    )

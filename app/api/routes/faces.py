@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
 
 from app.api import convert
 from app.api.deps import RecognitionDep, RuntimeDep
@@ -26,6 +26,7 @@ from app.services.recognition import MultipleFacesPolicy
 router = APIRouter(tags=["faces"])
 
 IMAGE_ERRORS = (
+    "BAD_REQUEST",
     "EMPTY_FILE",
     "INVALID_IMAGE",
     "PAYLOAD_TOO_LARGE",
@@ -70,7 +71,12 @@ async def detect(image: ImageFile, recognition: RecognitionDep, runtime: Runtime
     responses={
         200: {"model": EnrollResponse, "description": "This image was already enrolled for the subject."},
         **error_responses(
-            *IMAGE_ERRORS, "NO_FACE_DETECTED", "MULTIPLE_FACES", "FACE_QUALITY_TOO_LOW", "DATABASE_UNAVAILABLE"
+            *IMAGE_ERRORS,
+            "NO_FACE_DETECTED",
+            "MULTIPLE_FACES",
+            "FACE_QUALITY_TOO_LOW",
+            "IDEMPOTENCY_CONFLICT",
+            "DATABASE_UNAVAILABLE",
         ),
     },
 )
@@ -86,6 +92,14 @@ async def enroll(
     metadata: Annotated[
         str | None, Form(max_length=16384, description="JSON object stored with a new subject.")
     ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Retry-safe key: a repeat with the same key returns the first answer and stores nothing new.",
+        ),
+    ] = None,
     on_multiple_faces: Annotated[
         MultipleFacesPolicy, Form(description="reject (422) or enrol the largest face.")
     ] = MultipleFacesPolicy.REJECT,
@@ -98,9 +112,12 @@ async def enroll(
         collection=collection,
         metadata=_parse_metadata(metadata),
         on_multiple_faces=on_multiple_faces,
+        idempotency_key=idempotency_key,
     )
     if not result.face_created:
         response.status_code = status.HTTP_200_OK
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return EnrollResponse(
         subject_id=result.subject_id,
         subject=result.subject,
