@@ -7,11 +7,14 @@ import asyncio
 import json
 import logging
 import sys
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from app.config import Settings
+from app.db.session import Database
 from app.errors import FacerecError, WeightsUnavailableError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -35,25 +38,90 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _db(args: argparse.Namespace, settings: Settings) -> int:
-    from app.db import session as db
+@contextmanager
+def _database_url(settings: Settings) -> Iterator[str]:
+    """FACEREC_DATABASE_URL, or the embedded Postgres started for the length of the command."""
     from app.db.embedded import EmbeddedPostgres
 
-    server = None
-    url = settings.database_url
-    if url is None:
-        server = EmbeddedPostgres(settings.embedded_pgdata, port=settings.embedded_db_port)
-        server.start()
-        url = server.url
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(settings.embedded_pgdata, port=settings.embedded_db_port)
+    server.start()
     try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db import session as db
+
+    with _database_url(settings) as url:
         if args.db_command == "upgrade":
             db.upgrade(url, revision=args.revision)
         else:
             db.downgrade(url, revision=args.revision)
-    finally:
-        if server is not None:
-            server.stop()
     print(f"database schema {args.db_command}d to {args.revision}")
+    return 0
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    """A migrated database without the face model: key management and purges need no torch."""
+    from app.db import session as db
+
+    with _database_url(settings) as url:
+        engine = db.make_engine(
+            url,
+            pool_size=1,
+            max_overflow=1,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
+        )
+        database = db.Database(engine, url=url)
+        try:
+            await asyncio.wait_for(database.prepare(migrate=settings.migrate_on_start), timeout=120)
+            yield database
+        finally:
+            await engine.dispose()
+
+
+async def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.access import KeyService, Scope
+
+    async with _database(settings) as database:
+        keys = KeyService(database=database)
+        if args.keys_command == "create":
+            issued = await keys.create(
+                name=args.name, scopes=[Scope(scope) for scope in args.scope], collections=args.collection or None
+            )
+            print(f"created key {issued.record.id} ({issued.record.prefix}) scopes={','.join(issued.record.scopes)}")
+            print(f"secret (shown once): {issued.token}")
+        elif args.keys_command == "list":
+            for record in await keys.list():
+                state = "revoked" if record.revoked_at else "active"
+                where = ",".join(record.collections) if record.collections else "*"
+                print(
+                    f"{record.id}  {record.prefix}  {state:7}  scopes={','.join(record.scopes)}  "
+                    f"collections={where}  name={record.name!r}  last_used={record.last_used_at}"
+                )
+        elif args.keys_command == "revoke":
+            record = await keys.revoke(args.key_id)
+            print(f"revoked key {record.id} ({record.prefix})")
+        else:
+            issued = await keys.rotate(args.key_id)
+            print(f"key {args.key_id} revoked; new key {issued.record.id} ({issued.record.prefix})")
+            print(f"secret (shown once): {issued.token}")
+    return 0
+
+
+async def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    from app.services.gallery import GalleryService
+
+    async with _database(settings) as database:
+        report = await GalleryService(database=database).purge_expired()
+    print(f"deleted {report.faces_deleted} expired faces of {report.subjects_affected} subjects")
     return 0
 
 
@@ -180,6 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     enroll_dir.add_argument("--on-multiple-faces", choices=["reject", "largest"], default="reject")
     enroll_dir.add_argument("--concurrency", type=int, default=4)
 
+    keys = commands.add_parser("keys", help="API keys (stored hashed; secrets are shown once)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key and print its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scope", action="append", required=True, choices=["detect", "verify", "identify", "enroll", "manage", "admin"]
+    )
+    create.add_argument("--collection", action="append", help="limit the key to this collection (repeatable)")
+    key_commands.add_parser("list", help="list keys (never their secrets)")
+    key_commands.add_parser("revoke", help="revoke a key now").add_argument("key_id", type=uuid.UUID)
+    key_commands.add_parser("rotate", help="replace a key with a new secret").add_argument("key_id", type=uuid.UUID)
+
+    commands.add_parser("purge", help="delete faces past their collection's retention period now")
+
     identify = commands.add_parser("identify", help="identify the faces in one image")
     identify.add_argument("image", type=Path)
     identify.add_argument("--collection", default="default")
@@ -201,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _models_fetch(args, settings)
         if args.command == "enroll-dir":
             return asyncio.run(_enroll_dir(args, settings))
+        if args.command == "keys":
+            return asyncio.run(_keys(args, settings))
+        if args.command == "purge":
+            return asyncio.run(_purge(args, settings))
         return asyncio.run(_identify(args, settings))
     except WeightsUnavailableError as error:
         print(str(error), file=sys.stderr)

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         default="auto", description="Inference device: auto uses CUDA when available."
     )
     torch_threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0 = one per core.")
+    embedding_backend: Literal["auto", "torch", "onnx"] = Field(
+        default="auto",
+        description="What embeds faces: auto = ONNX Runtime on CPU (FACEREC_TORCH_THREADS threads), torch on CUDA. "
+        "The ONNX export is cached in model_dir/onnx.",
+    )
     inference_workers: int = Field(default=1, ge=1, le=64, description="Threads running inference.")
     max_pending_inferences: int = Field(
         default=64, ge=1, description="Images admitted to the inference queue; more get 503 OVERLOADED."
@@ -126,6 +131,26 @@ class Settings(BaseSettings):
     max_form_fields: int = Field(default=16, ge=1, description="Most non-file form fields in one request.")
     max_form_files: int = Field(default=2, ge=1, description="Most files in one request.")
     max_form_field_bytes: int = Field(default=65536, ge=1024, description="Largest non-file form field.")
+
+    # Access control and privacy
+    auth_enabled: bool = Field(
+        default=True,
+        description="Require API keys. false is for local development only; the service warns loudly at start.",
+    )
+    rate_limit_detect_per_minute: int = Field(default=600, ge=0, description="Per key; 0 = unlimited.")
+    rate_limit_verify_per_minute: int = Field(default=600, ge=0, description="Per key; 0 = unlimited.")
+    rate_limit_identify_per_minute: int = Field(
+        default=300, ge=0, description="Per key; 1:N search is stricter than 1:1 verify. 0 = unlimited."
+    )
+    rate_limit_enroll_per_minute: int = Field(default=300, ge=0, description="Per key; 0 = unlimited.")
+    rate_limit_manage_per_minute: int = Field(default=600, ge=0, description="Per key; 0 = unlimited.")
+    rate_limit_admin_per_minute: int = Field(default=120, ge=0, description="Per key; 0 = unlimited.")
+    retention_check_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often expired faces (per-collection retention) are purged."
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='Origins allowed by CORS, as a JSON list (e.g. ["https://app.example"]).'
+    )
 
     # Server
     host: str = Field(default="127.0.0.1", description="Bind address of `facerec serve`.")

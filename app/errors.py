@@ -36,6 +36,19 @@ ERROR_CATALOGUE: dict[str, ErrorSpec] = {
             "The file is JPEG, PNG or WEBP but cannot be decoded (truncated or corrupt).",
             "Re-encode or re-send the image.",
         ),
+        ErrorSpec(
+            "UNAUTHENTICATED",
+            401,
+            "No API key, or an unknown or revoked one.",
+            "Send a valid key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+        ),
+        ErrorSpec(
+            "INSUFFICIENT_SCOPE",
+            403,
+            "The key lacks the scope this route needs, or may not use this collection.",
+            "Use a key with the scope named in details, or ask an admin for one.",
+        ),
+        ErrorSpec("API_KEY_NOT_FOUND", 404, "No API key with that id.", "List keys with GET /keys."),
         ErrorSpec("NOT_FOUND", 404, "No such route.", "Check the path against /docs."),
         ErrorSpec("SUBJECT_NOT_FOUND", 404, "No subject with that id or name.", "List subjects with GET /subjects."),
         ErrorSpec("FACE_NOT_FOUND", 404, "No face with that id.", "List faces with GET /subjects/{id}/faces."),
@@ -94,6 +107,12 @@ ERROR_CATALOGUE: dict[str, ErrorSpec] = {
             422,
             "The face failed an enrolment quality rule; details names the rule, the value and the limit.",
             "Send a larger, sharper, frontal photo.",
+        ),
+        ErrorSpec(
+            "RATE_LIMITED",
+            429,
+            "The key has made too many requests of this kind.",
+            "Wait the Retry-After seconds; ask for a higher limit if this is normal load.",
         ),
         ErrorSpec(
             "INTERNAL_ERROR", 500, "An unexpected error; it has been logged.", "Retry; report it if it persists."
@@ -265,3 +284,39 @@ class DeadlineExceededError(FacerecError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": "2"}
+
+
+class UnauthenticatedError(FacerecError):
+    """Missing, unknown or revoked API key."""
+
+    code = "UNAUTHENTICATED"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class InsufficientScopeError(FacerecError):
+    """A valid key without the scope or collection."""
+
+    code = "INSUFFICIENT_SCOPE"
+
+
+class ApiKeyNotFoundError(FacerecError):
+    """Unknown API key id."""
+
+    code = "API_KEY_NOT_FOUND"
+
+
+class RateLimitedError(FacerecError):
+    """Too many requests for one key and scope."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, retry_after_s: int) -> None:
+        super().__init__(message, details={**(details or {}), "retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}

@@ -8,11 +8,12 @@ from typing import TypedDict
 
 from fastapi import FastAPI
 from starlette.formparsers import MultiPartParser
+from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware
-from app.api.routes import faces, gallery, health
+from app.api.routes import access, faces, gallery, health
 from app.config import Settings
 from app.runtime import Runtime, open_runtime
 
@@ -55,7 +56,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(faces.router)
     app.include_router(gallery.router)
+    app.include_router(access.router)
     app.include_router(health.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+        )
     return app
 
 

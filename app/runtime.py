@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from app.config import Settings
 from app.db import session as db
 from app.db.embedded import EmbeddedPostgres
 from app.db.session import Database
+from app.services.access import AuditService, KeyService, Scope
 from app.services.face_engine import EngineConfig, FaceEngine
 from app.services.gallery import GalleryService
 from app.services.images import ImageLimits
 from app.services.inference import InferencePool
+from app.services.ratelimit import RateLimiter
 from app.services.recognition import RecognitionPolicy, RecognitionService
 from app.services.weights import resolve_weights, weights_source
 
@@ -47,6 +50,9 @@ def build_face_engine(settings: Settings) -> FaceEngine:
             torch_threads=settings.torch_threads,
             detector_min_face_px=settings.detector_min_face_px,
             detect_max_side=settings.detect_max_side,
+            embedding_backend=settings.embedding_backend,
+            onnx_cache_dir=settings.model_dir / "onnx",
+            weights_sha256=settings.weights_sha256,  # resolve_weights has just verified the file against it
         )
     )
 
@@ -59,6 +65,9 @@ class Runtime:
     pool: InferencePool
     recognition: RecognitionService
     gallery: GalleryService
+    keys: KeyService
+    audit: AuditService
+    rate_limiter: RateLimiter
 
     async def readiness(self) -> dict[str, str]:
         """model, database and schema: "ok" or what is wrong."""
@@ -125,7 +134,72 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             ),
             limits=image_limits(settings),
         )
-        yield Runtime(settings, database, face_engine, pool, recognition, GalleryService(database=database))
+        gallery = GalleryService(database=database)
+        keys = KeyService(database=database)
+        if settings.auth_enabled:
+            first_key = asyncio.create_task(_first_run_admin_key(settings, database, keys))
+            stack.push_async_callback(_cancel, first_key)
+        else:
+            logger.warning(
+                "!!! AUTHENTICATION IS OFF (FACEREC_AUTH_ENABLED=false): anyone who can reach this port can "
+                "enrol, identify and delete faces. Use this for local development only. !!!"
+            )
+        retention = asyncio.create_task(_purge_periodically(database, gallery, settings.retention_check_interval_s))
+        stack.push_async_callback(_cancel, retention)
+        yield Runtime(
+            settings,
+            database,
+            face_engine,
+            pool,
+            recognition,
+            gallery,
+            keys,
+            AuditService(database=database),
+            RateLimiter(per_minute=rate_limits(settings)),
+        )
+
+
+def rate_limits(settings: Settings) -> dict[str, int]:
+    return {
+        Scope.DETECT.value: settings.rate_limit_detect_per_minute,
+        Scope.VERIFY.value: settings.rate_limit_verify_per_minute,
+        Scope.IDENTIFY.value: settings.rate_limit_identify_per_minute,
+        Scope.ENROLL.value: settings.rate_limit_enroll_per_minute,
+        Scope.MANAGE.value: settings.rate_limit_manage_per_minute,
+        Scope.ADMIN.value: settings.rate_limit_admin_per_minute,
+    }
+
+
+async def _first_run_admin_key(settings: Settings, database: Database, keys: KeyService) -> None:
+    """On the embedded database's first start, make one admin key and print it once (like a notebook token)."""
+    if settings.database_url is not None:
+        return
+    await database.wait_ready(timeout_s=3600)
+    if await keys.count() > 0:
+        return
+    issued = await keys.create(name="first-run admin", scopes=[Scope.ADMIN], collections=None)
+    banner = "=" * 78
+    print(
+        f"\n{banner}\nfacerec created its first API key (scope: admin). It is shown only this once:\n\n"
+        f"    {issued.token}\n\nSend it as `Authorization: Bearer <key>`. Create narrower keys with "
+        f"POST /keys or `facerec keys create`.\n{banner}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def _purge_periodically(database: Database, gallery: GalleryService, interval_s: float) -> None:
+    await database.wait_ready(timeout_s=365 * 24 * 3600)
+    while True:
+        try:
+            report = await gallery.purge_expired()
+            if report.faces_deleted:
+                logger.info(
+                    "retention: deleted %s expired faces of %s subjects", report.faces_deleted, report.subjects_affected
+                )
+        except Exception:
+            logger.exception("retention purge failed")
+        await asyncio.sleep(interval_s)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

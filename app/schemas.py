@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.services.access import Scope
+
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 
 SubjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -96,6 +98,13 @@ class CollectionRead(BaseModel):
     subject_count: int
     face_count: int
     created_at: datetime
+    retention_days: int | None = Field(description="Faces older than this are deleted; null keeps them.")
+
+
+class CollectionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int | None = Field(ge=1, le=36500, description="Retention period in days; null for none.")
 
 
 class CollectionList(BaseModel):
@@ -135,8 +144,13 @@ class SubjectUpdate(BaseModel):
 
 
 class SubjectDeleted(BaseModel):
+    """The deletion receipt, also written to the audit log."""
+
     id: uuid.UUID
+    name: str
+    collection: str
     deleted_faces: int
+    deleted_at: datetime
 
 
 class StoredFaceRead(BaseModel):
@@ -171,3 +185,52 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    scopes: list[Scope] = Field(min_length=1, description="detect, verify, identify, enroll, manage, admin.")
+    collections: list[CollectionName] | None = Field(
+        default=None, max_length=100, description="Limit the key to these collections; null for all."
+    )
+
+
+class KeyRead(BaseModel):
+    """A key without its secret, which is never stored."""
+
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="The public start of the key, to tell keys apart.")
+    scopes: list[str]
+    collections: list[str] | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyList(BaseModel):
+    items: list[KeyRead]
+
+
+class KeyIssued(KeyRead):
+    key: str = Field(description="The secret key. Shown this once: store it now.")
+
+
+class AuditEntryRead(BaseModel):
+    id: int
+    at: datetime
+    key_id: uuid.UUID | None
+    action: str
+    collection: str | None
+    subject_ids: list[uuid.UUID]
+    outcome: str = Field(description="success, or the error code the request got.")
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryRead]
+    total: int
+    limit: int
+    offset: int

@@ -4,11 +4,12 @@ weights, never a mocked database)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,12 +17,16 @@ import psycopg
 import pytest
 import torch
 from facenet_pytorch import InceptionResnetV1
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from PIL import Image
+from starlette.routing import BaseRoute
 
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
 from app.main import create_app
+from app.runtime import Runtime
+from app.services.access import Scope
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES_DIR = Path(os.environ.get("FACEREC_TEST_FACES_DIR", REPO_ROOT.parent / "shared" / "faces"))
@@ -84,13 +89,29 @@ def settings(
 
 @contextmanager
 def running_app(settings: Settings, *, ready_within_s: float = 60.0) -> Iterator[TestClient]:
-    """The app with its lifespan running, once /readyz says the database is migrated and ready."""
+    """The app with its lifespan running, once /readyz says the database is migrated and ready.
+
+    With authentication on (the default, as in production) the client sends an admin key that
+    the running service issued through its own key service.
+    """
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         deadline = time.monotonic() + ready_within_s
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, client.get("/readyz").json()
             time.sleep(0.05)
+        if settings.auth_enabled:
+            client.headers["Authorization"] = f"Bearer {issue_key(client, [Scope.ADMIN])}"
         yield client
+
+
+def issue_key(client: TestClient, scopes: list[Scope], collections: list[str] | None = None) -> str:
+    """A new key from the running app's own key service (the way POST /keys makes them)."""
+    runtime: Runtime = client.app_state["runtime"]
+    assert client.portal is not None
+    issued = client.portal.call(
+        functools.partial(runtime.keys.create, name="test", scopes=scopes, collections=collections)
+    )
+    return issued.token
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +123,7 @@ def app_client(settings: Settings) -> Iterator[TestClient]:
 
 def reset_database(url: str) -> None:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as connection:
-        connection.execute("TRUNCATE faces, subjects, collections RESTART IDENTITY CASCADE")
+        connection.execute("TRUNCATE faces, subjects, collections, idempotency_keys RESTART IDENTITY CASCADE")
         connection.execute("INSERT INTO collections (name) VALUES ('default')")
 
 
@@ -121,3 +142,14 @@ def encode(image: Image.Image, image_format: str = "JPEG", **params: object) -> 
 
 def face_bytes(faces_dir: Path, relative: str) -> bytes:
     return (faces_dir / relative).read_bytes()
+
+
+def api_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """Every APIRoute, including those inside routers that FastAPI keeps as included-router nodes."""
+    found: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif (router := getattr(route, "original_router", None)) is not None:
+            found.extend(api_routes(router.routes))
+    return found

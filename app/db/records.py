@@ -14,6 +14,7 @@ class CollectionRecord:
     subject_count: int
     face_count: int
     created_at: datetime
+    retention_days: int | None
 
 
 @dataclass(frozen=True)

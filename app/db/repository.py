@@ -154,6 +154,7 @@ async def list_collections(session: AsyncSession) -> list[CollectionRecord]:
         select(
             Collection.name,
             Collection.created_at,
+            Collection.retention_days,
             func.coalesce(subject_counts.c.n, 0).label("subjects"),
             func.coalesce(face_counts.c.n, 0).label("faces"),
         )
@@ -162,7 +163,13 @@ async def list_collections(session: AsyncSession) -> list[CollectionRecord]:
         .order_by(Collection.name)
     )
     return [
-        CollectionRecord(name=row.name, subject_count=row.subjects, face_count=row.faces, created_at=row.created_at)
+        CollectionRecord(
+            name=row.name,
+            subject_count=row.subjects,
+            face_count=row.faces,
+            created_at=row.created_at,
+            retention_days=row.retention_days,
+        )
         for row in (await session.execute(statement)).all()
     ]
 
@@ -198,14 +205,22 @@ def _subject_record(row: Row[Any]) -> SubjectRecord:
 
 
 async def list_subjects(
-    session: AsyncSession, *, collection_id: int | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    collection_id: int | None,
+    allowed_collections: frozenset[str] | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[SubjectRecord], int]:
     """A page of subjects ordered by name, and the total count."""
     query = _subject_query()
-    count_query = select(func.count()).select_from(Subject)
+    count_query = select(func.count()).select_from(Subject).join(Collection, Collection.id == Subject.collection_id)
     if collection_id is not None:
         query = query.where(Subject.collection_id == collection_id)
         count_query = count_query.where(Subject.collection_id == collection_id)
+    if allowed_collections is not None:
+        query = query.where(Collection.name.in_(sorted(allowed_collections)))
+        count_query = count_query.where(Collection.name.in_(sorted(allowed_collections)))
     rows = (
         await session.execute(query.order_by(Collection.name, Subject.name, Subject.id).limit(limit).offset(offset))
     ).all()
@@ -271,6 +286,18 @@ async def list_faces(session: AsyncSession, subject_id: uuid.UUID) -> list[FaceR
     ]
 
 
+async def face_owner(session: AsyncSession, face_id: uuid.UUID) -> tuple[uuid.UUID, str] | None:
+    """The subject id and collection name of a face."""
+    row = (
+        await session.execute(
+            select(Face.subject_id, Collection.name)
+            .join(Collection, Collection.id == Face.collection_id)
+            .where(Face.id == face_id)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def delete_face(session: AsyncSession, face_id: uuid.UUID) -> bool:
     result = await session.execute(delete(Face).where(Face.id == face_id))
     return _rowcount(result) > 0
@@ -298,6 +325,28 @@ async def save_idempotent_response(
         .returning(IdempotencyKey.key)
     )
     return stored is not None
+
+
+async def set_retention(session: AsyncSession, collection_id: int, *, days: int | None) -> None:
+    await session.execute(update(Collection).where(Collection.id == collection_id).values(retention_days=days))
+
+
+async def delete_expired_faces(session: AsyncSession) -> list[tuple[str, uuid.UUID, uuid.UUID]]:
+    """Delete faces older than their collection's retention; (collection, subject id, face id) of each."""
+    expired = (
+        select(Face.id)
+        .join(Collection, Collection.id == Face.collection_id)
+        .where(
+            Collection.retention_days.is_not(None),
+            Face.created_at < func.now() - func.make_interval(0, 0, 0, Collection.retention_days),
+        )
+    )
+    deleted = await session.execute(
+        delete(Face).where(Face.id.in_(expired)).returning(Face.collection_id, Face.subject_id, Face.id)
+    )
+    rows = deleted.all()
+    names: dict[int, str] = {row[0]: row[1] for row in await session.execute(select(Collection.id, Collection.name))}
+    return [(names[row.collection_id], row.subject_id, row.id) for row in rows]
 
 
 def _rowcount(result: Any) -> int:

@@ -10,7 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,8 @@ from PIL import Image
 
 from app.errors import WeightsUnavailableError
 from app.services.images import downscale
+from app.services.onnx_embedder import OnnxEmbedder, OnnxModelError
+from app.services.weights import sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,7 @@ EMBEDDING_DIM = 512
 CROP_SIZE = 160
 
 Embeddings = npt.NDArray[np.float32]
+EmbeddingBackend = Literal["auto", "torch", "onnx"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ class EngineConfig:
     torch_threads: int = 0
     detector_min_face_px: int = 20
     detect_max_side: int = 1280
+    # auto: ONNX Runtime on the CPU, torch on CUDA. The ONNX export is cached in onnx_cache_dir
+    # (default: an `onnx` folder beside the weights) under the weights' SHA-256.
+    embedding_backend: EmbeddingBackend = "auto"
+    onnx_cache_dir: Path | None = None
+    weights_sha256: str | None = None  # of weights_path, when the caller has verified it; else hashed here
 
 
 def pick_device(requested: str) -> torch.device:
@@ -116,12 +124,36 @@ class FaceEngine:
             device=self.device,
         ).eval()
         self._embedder = load_embedder(config.weights_path, device=self.device)
+        self._onnx = self._onnx_embedder(config)
+        self.embedding_backend: Literal["torch", "onnx"] = "torch" if self._onnx is None else "onnx"
         # One call at a time per model: torch already spreads one call over its threads, so
         # concurrent calls into the same model only contend. Two locks let detection of one
         # request overlap with embedding of another.
         self._detect_lock = threading.Lock()
         self._embed_lock = threading.Lock()
-        logger.info("face engine ready: model %s on %s", self.model_id, self.device)
+        logger.info(
+            "face engine ready: model %s on %s, embeddings by %s", self.model_id, self.device, self.embedding_backend
+        )
+
+    def _onnx_embedder(self, config: EngineConfig) -> OnnxEmbedder | None:
+        """The ONNX Runtime embedder when the backend asks for it; auto falls back to torch if it fails."""
+        wanted = config.embedding_backend
+        if wanted == "torch" or (wanted == "auto" and self.device.type != "cpu"):
+            return None
+        try:
+            return OnnxEmbedder(
+                self._embedder,
+                weights_sha256=config.weights_sha256 or sha256_of(config.weights_path),
+                cache_dir=config.onnx_cache_dir or config.weights_path.parent / "onnx",
+                threads=config.torch_threads,
+            )
+        except (OnnxModelError, OSError) as error:
+            if wanted == "onnx":
+                raise WeightsUnavailableError(
+                    f"facerec cannot start: the ONNX embedding model failed: {error}"
+                ) from None
+            logger.warning("embedding with torch: the ONNX embedding model failed (%s)", error)
+            return None
 
     def detect(self, image: Image.Image) -> list[DetectedFace]:
         """Every face in the image, largest first, in original-image pixels."""
@@ -144,15 +176,23 @@ class FaceEngine:
         """L2-normalised 512-d float32 embeddings, one row per face, from the library's 160x160 crops."""
         if not faces:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        crops = torch.stack(
-            [fixed_image_standardization(extract_face(image, np.asarray(face.box), CROP_SIZE, 0)) for face in faces]
-        )
-        return self.embed_crops(crops)
+        return self.embed_crops(face_crops(image, faces))
 
     def embed_crops(self, crops: torch.Tensor) -> Embeddings:
+        """Embeddings of standardised crops shaped [n, 3, 160, 160], by the configured backend."""
+        if self._onnx is not None:
+            with self._embed_lock:
+                return self._onnx.embed(crops.numpy())
         with self._embed_lock, torch.inference_mode():
             output = self._embedder(crops.to(self.device))
         return np.ascontiguousarray(output.float().cpu().numpy(), dtype=np.float32)
+
+
+def face_crops(image: Image.Image, faces: list[DetectedFace]) -> torch.Tensor:
+    """The library's standardised 160x160 crops of the faces, shaped [n, 3, 160, 160]."""
+    return torch.stack(
+        [fixed_image_standardization(extract_face(image, np.asarray(face.box), CROP_SIZE, 0)) for face in faces]
+    )
 
 
 def _clip_box(box: npt.NDArray[Any], *, width: int, height: int) -> tuple[float, float, float, float]:

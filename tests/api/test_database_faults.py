@@ -45,7 +45,10 @@ def test_service_waits_for_a_database_that_is_not_there_yet_then_becomes_ready(
     weights_file: tuple[Path, str], faces_dir: Path, tmp_path: Path
 ) -> None:
     server = EmbeddedPostgres(tmp_path / "pgdata", port=_free_port())
-    settings = make_settings(postgres=server, weights_file=weights_file, data_dir=tmp_path, db_connect_timeout_s=1)
+    # Keys live in the database being waited for: this test is about the wait, not about keys.
+    settings = make_settings(
+        postgres=server, weights_file=weights_file, data_dir=tmp_path, db_connect_timeout_s=1, auth_enabled=False
+    )
     photo = (faces_dir / "lfw_al_gore/1.jpg").read_bytes()
     with TestClient(create_app(settings)) as client:
         waiting = client.get("/readyz")
@@ -93,7 +96,11 @@ def test_outage_while_enrolling_gives_503_then_recovers_and_keeps_every_success_
         worker = threading.Thread(target=keep_enrolling)
         worker.start()
         try:
-            _poll(lambda: sum(status == 201 for status, _ in results) >= 2, within_s=60, what="first enrolments")
+            _poll(
+                lambda: sum(status == 201 for status, _ in results) >= 2,
+                within_s=60,
+                what=f"first enrolments {results[:3]}",
+            )
             own_postgres.stop(mode="immediate")
             _poll(lambda: any(status == 503 for status, _ in results), within_s=60, what="a 503 during the outage")
             during_outage = client.get("/readyz").status_code

@@ -14,7 +14,7 @@ from PIL import Image
 from app.db.embedded import EmbeddedPostgres
 from app.main import create_app
 from tests.api.helpers import error_code
-from tests.conftest import make_settings
+from tests.conftest import make_settings, running_app
 
 IMAGE_ROUTES = ["/detect", "/identify", "/enroll", "/verify"]
 
@@ -53,7 +53,7 @@ def test_image_over_the_byte_cap_is_413(
     postgres: EmbeddedPostgres, weights_file: tuple[Path, str], tmp_path: Path
 ) -> None:
     settings = make_settings(postgres=postgres, weights_file=weights_file, data_dir=tmp_path, max_image_bytes=2048)
-    with TestClient(create_app(settings)) as client:
+    with running_app(settings) as client:
         response = client.post("/detect", files={"image": ("big.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 4096)})
 
     assert response.status_code == 413
@@ -64,7 +64,7 @@ def test_image_over_the_pixel_cap_is_422(
     postgres: EmbeddedPostgres, weights_file: tuple[Path, str], tmp_path: Path
 ) -> None:
     settings = make_settings(postgres=postgres, weights_file=weights_file, data_dir=tmp_path, max_image_pixels=100_000)
-    with TestClient(create_app(settings)) as client:
+    with running_app(settings) as client:
         response = client.post("/detect", files={"image": ("wide.png", _png(1000, 200))})
 
     assert response.status_code == 422
@@ -128,6 +128,7 @@ def dbless_client(
         database_url=f"postgresql://postgres@127.0.0.1:{_closed_port()}/facerec",
         migrate_on_start=False,
         db_connect_timeout_s=1,
+        auth_enabled=False,  # keys live in the database, which is the thing that is down here
     )
     with TestClient(create_app(settings)) as client:
         yield client

@@ -137,7 +137,9 @@ def test_delete_subject_removes_its_embeddings_for_good(
     response = client.delete(f"/subjects/{amy['subject_id']}")
 
     assert response.status_code == 200
-    assert response.json() == {"id": amy["subject_id"], "deleted_faces": 1}
+    receipt = response.json()
+    assert (receipt["id"], receipt["name"], receipt["collection"]) == (amy["subject_id"], "Amy Adams", "default")
+    assert receipt["deleted_faces"] == 1
     assert client.get(f"/subjects/{amy['subject_id']}").status_code == 404
     assert client.delete(f"/subjects/{amy['subject_id']}").status_code == 404
     with psycopg.connect(postgres.url.replace("+psycopg", "")) as connection:

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile, status
 
 from app.api import convert
+from app.api.audit import audited
+from app.api.auth import DetectKey, EnrollKey, IdentifyKey, VerifyKey
 from app.api.deps import RecognitionDep, RuntimeDep
 from app.api.errors import error_responses
 from app.api.uploads import read_image
@@ -25,7 +27,9 @@ from app.services.recognition import MultipleFacesPolicy
 
 router = APIRouter(tags=["faces"])
 
+AUTH_ERRORS = ("UNAUTHENTICATED", "INSUFFICIENT_SCOPE", "RATE_LIMITED")
 IMAGE_ERRORS = (
+    *AUTH_ERRORS,
     "BAD_REQUEST",
     "EMPTY_FILE",
     "INVALID_IMAGE",
@@ -35,12 +39,16 @@ IMAGE_ERRORS = (
     "IMAGE_TOO_SMALL",
     "IMAGE_TOO_LARGE",
     "OVERLOADED",
+    "DEADLINE_EXCEEDED",
 )
 
 ImageFile = Annotated[UploadFile, File(description="JPEG, PNG or WEBP photo.")]
 CollectionField = Annotated[str, Form(pattern=COLLECTION_PATTERN, description="Collection (gallery) name.")]
 ThresholdField = Annotated[
     float | None, Form(ge=-1.0, le=1.0, description="Cosine similarity needed for a match; default from settings.")
+]
+SubjectField = Annotated[
+    str, Form(min_length=1, max_length=200, description="The person's name, unique in the collection.")
 ]
 
 
@@ -57,7 +65,9 @@ def _parse_metadata(raw: str | None) -> dict[str, Any] | None:
 
 
 @router.post("/detect", response_model=DetectResponse, responses=error_responses(*IMAGE_ERRORS))
-async def detect(image: ImageFile, recognition: RecognitionDep, runtime: RuntimeDep) -> DetectResponse:
+async def detect(
+    image: ImageFile, principal: DetectKey, recognition: RecognitionDep, runtime: RuntimeDep
+) -> DetectResponse:
     """Find every face in a photo, with landmarks; stores nothing."""
     data = await read_image(image, max_bytes=runtime.settings.max_image_bytes)
     width, height, faces = await recognition.detect(data)
@@ -82,9 +92,8 @@ async def detect(image: ImageFile, recognition: RecognitionDep, runtime: Runtime
 )
 async def enroll(
     image: ImageFile,
-    subject: Annotated[
-        str, Form(min_length=1, max_length=200, description="The person's name, unique in the collection.")
-    ],
+    subject: SubjectField,
+    principal: EnrollKey,
     recognition: RecognitionDep,
     runtime: RuntimeDep,
     response: Response,
@@ -105,15 +114,19 @@ async def enroll(
     ] = MultipleFacesPolicy.REJECT,
 ) -> EnrollResponse:
     """Store one face under a subject's name; creates the subject on first enrolment."""
-    data = await read_image(image, max_bytes=runtime.settings.max_image_bytes)
-    result = await recognition.enroll(
-        data=data,
-        subject=subject.strip(),
-        collection=collection,
-        metadata=_parse_metadata(metadata),
-        on_multiple_faces=on_multiple_faces,
-        idempotency_key=idempotency_key,
-    )
+    principal.require_collection(collection)
+    async with audited(runtime, principal, "enroll", collection=collection) as note:
+        data = await read_image(image, max_bytes=runtime.settings.max_image_bytes)
+        result = await recognition.enroll(
+            data=data,
+            subject=subject.strip(),
+            collection=collection,
+            metadata=_parse_metadata(metadata),
+            on_multiple_faces=on_multiple_faces,
+            idempotency_key=idempotency_key,
+        )
+        note.subject_ids.append(result.subject_id)
+        note.details.update(face_id=str(result.face_id), created=result.face_created, replayed=result.replayed)
     if not result.face_created:
         response.status_code = status.HTTP_200_OK
     if result.replayed:
@@ -137,6 +150,7 @@ async def enroll(
 )
 async def identify(
     image: ImageFile,
+    principal: IdentifyKey,
     recognition: RecognitionDep,
     runtime: RuntimeDep,
     collection: CollectionField = DEFAULT_COLLECTION,
@@ -146,14 +160,18 @@ async def identify(
 ) -> IdentifyResponse:
     """Say who is in a photo: for every face, the nearest subjects and a match or null (unknown)."""
     settings = runtime.settings
-    data = await read_image(image, max_bytes=settings.max_image_bytes)
-    result = await recognition.identify(
-        data=data,
-        collection=collection,
-        top_k=top_k or settings.default_top_k,
-        threshold=threshold,
-        max_faces=max_faces or settings.default_max_faces,
-    )
+    principal.require_collection(collection)
+    async with audited(runtime, principal, "identify", collection=collection) as note:
+        data = await read_image(image, max_bytes=settings.max_image_bytes)
+        result = await recognition.identify(
+            data=data,
+            collection=collection,
+            top_k=top_k or settings.default_top_k,
+            threshold=threshold,
+            max_faces=max_faces or settings.default_max_faces,
+        )
+        note.subject_ids.extend(item.match.subject_id for item in result.faces if item.match is not None)
+        note.details.update(faces=len(result.faces), matched=len(note.subject_ids))
     faces = [
         IdentifiedFaceRead(
             **convert.detected_face(item.face).model_dump(),
@@ -180,6 +198,7 @@ async def identify(
 )
 async def verify(
     image: ImageFile,
+    principal: VerifyKey,
     recognition: RecognitionDep,
     runtime: RuntimeDep,
     image_b: Annotated[UploadFile | None, File(description="Second photo to compare with.")] = None,
@@ -195,16 +214,20 @@ async def verify(
         raise FieldValidationError(
             "Send exactly one of image_b (a second photo) and subject (an enrolled name).", field="image_b"
         )
-    data = await read_image(image, max_bytes=max_bytes)
-    if image_b is not None:
-        result = await recognition.verify_pair(
-            data=data, data_b=await read_image(image_b, max_bytes=max_bytes), threshold=threshold
-        )
-    else:
-        assert subject is not None
-        result = await recognition.verify_subject(
-            data=data, subject=subject.strip(), collection=collection, threshold=threshold
-        )
+    if subject is not None:
+        principal.require_collection(collection)
+    async with audited(runtime, principal, "verify", collection=collection if subject else None) as note:
+        data = await read_image(image, max_bytes=max_bytes)
+        if image_b is not None:
+            data_b = await read_image(image_b, max_bytes=max_bytes)
+            result = await recognition.verify_pair(data=data, data_b=data_b, threshold=threshold)
+        else:
+            assert subject is not None
+            result = await recognition.verify_subject(
+                data=data, subject=subject.strip(), collection=collection, threshold=threshold
+            )
+            note.subject_ids.extend([result.subject_id] if result.subject_id else [])
+        note.details.update(same_person=result.same_person)
     return VerifyResponse(
         similarity=round(result.similarity, 6),
         threshold=result.threshold,

@@ -8,13 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from app.api import convert
-from app.api.deps import GalleryDep
+from app.api.audit import audited
+from app.api.auth import ManageKey
+from app.api.deps import GalleryDep, RuntimeDep
 from app.api.errors import error_responses
 from app.schemas import (
     COLLECTION_PATTERN,
     CollectionDeleted,
     CollectionList,
     CollectionRead,
+    CollectionUpdate,
     FaceList,
     SubjectDeleted,
     SubjectPage,
@@ -24,76 +27,108 @@ from app.schemas import (
 
 router = APIRouter(tags=["gallery"])
 
-DB_ERRORS = ("DATABASE_UNAVAILABLE", "VALIDATION_ERROR")
+COMMON_ERRORS = ("UNAUTHENTICATED", "INSUFFICIENT_SCOPE", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "VALIDATION_ERROR")
 CollectionPath = Annotated[str, Path(pattern=COLLECTION_PATTERN)]
 
 
-@router.get("/collections", response_model=CollectionList, responses=error_responses(*DB_ERRORS))
-async def list_collections(gallery: GalleryDep) -> CollectionList:
-    """List collections with their subject and face counts."""
-    records = await gallery.list_collections()
+@router.get("/collections", response_model=CollectionList, responses=error_responses(*COMMON_ERRORS))
+async def list_collections(principal: ManageKey, gallery: GalleryDep) -> CollectionList:
+    """List collections with their subject and face counts and retention."""
+    records = await gallery.list_collections(principal=principal)
     return CollectionList(items=[CollectionRead(**vars(record)) for record in records])
+
+
+@router.patch(
+    "/collections/{name}",
+    response_model=CollectionRead,
+    responses=error_responses("COLLECTION_NOT_FOUND", *COMMON_ERRORS),
+)
+async def update_collection(
+    name: CollectionPath, changes: CollectionUpdate, principal: ManageKey, gallery: GalleryDep
+) -> CollectionRead:
+    """Set or clear a collection's retention period (faces older than it are deleted)."""
+    record = await gallery.set_retention(name, days=changes.retention_days, principal=principal)
+    return CollectionRead(**vars(record))
 
 
 @router.delete(
     "/collections/{name}",
     response_model=CollectionDeleted,
-    responses=error_responses("COLLECTION_NOT_FOUND", *DB_ERRORS),
+    responses=error_responses("COLLECTION_NOT_FOUND", *COMMON_ERRORS),
 )
-async def delete_collection(name: CollectionPath, gallery: GalleryDep) -> CollectionDeleted:
+async def delete_collection(name: CollectionPath, principal: ManageKey, gallery: GalleryDep) -> CollectionDeleted:
     """Delete a collection with all its subjects and faces (the default one is emptied)."""
-    counts = await gallery.delete_collection(name)
+    counts = await gallery.delete_collection(name, principal=principal)
     return CollectionDeleted(collection=name, deleted_subjects=counts.subjects, deleted_faces=counts.faces)
 
 
-@router.get("/subjects", response_model=SubjectPage, responses=error_responses("COLLECTION_NOT_FOUND", *DB_ERRORS))
+@router.get("/subjects", response_model=SubjectPage, responses=error_responses("COLLECTION_NOT_FOUND", *COMMON_ERRORS))
 async def list_subjects(
+    principal: ManageKey,
     gallery: GalleryDep,
     collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> SubjectPage:
     """List subjects, optionally of one collection, a page at a time."""
-    records, total = await gallery.list_subjects(collection=collection, limit=limit, offset=offset)
+    records, total = await gallery.list_subjects(collection=collection, limit=limit, offset=offset, principal=principal)
     return SubjectPage(items=[convert.subject(r) for r in records], total=total, limit=limit, offset=offset)
 
 
 @router.get(
-    "/subjects/{subject_id}", response_model=SubjectRead, responses=error_responses("SUBJECT_NOT_FOUND", *DB_ERRORS)
+    "/subjects/{subject_id}", response_model=SubjectRead, responses=error_responses("SUBJECT_NOT_FOUND", *COMMON_ERRORS)
 )
-async def get_subject(subject_id: uuid.UUID, gallery: GalleryDep) -> SubjectRead:
+async def get_subject(subject_id: uuid.UUID, principal: ManageKey, gallery: GalleryDep) -> SubjectRead:
     """Read one subject."""
-    return convert.subject(await gallery.get_subject(subject_id))
+    return convert.subject(await gallery.get_subject(subject_id, principal=principal))
 
 
 @router.patch(
     "/subjects/{subject_id}",
     response_model=SubjectRead,
-    responses=error_responses("SUBJECT_NOT_FOUND", "SUBJECT_NAME_CONFLICT", *DB_ERRORS),
+    responses=error_responses("SUBJECT_NOT_FOUND", "SUBJECT_NAME_CONFLICT", *COMMON_ERRORS),
 )
-async def update_subject(subject_id: uuid.UUID, changes: SubjectUpdate, gallery: GalleryDep) -> SubjectRead:
+async def update_subject(
+    subject_id: uuid.UUID, changes: SubjectUpdate, principal: ManageKey, gallery: GalleryDep, runtime: RuntimeDep
+) -> SubjectRead:
     """Rename a subject or replace its metadata."""
-    record = await gallery.update_subject(subject_id, changes=changes.model_dump(exclude_unset=True))
+    async with audited(runtime, principal, "subject.update") as note:
+        note.subject_ids.append(subject_id)
+        note.details["fields"] = sorted(changes.model_fields_set)
+        record = await gallery.update_subject(
+            subject_id, changes=changes.model_dump(exclude_unset=True), principal=principal
+        )
     return convert.subject(record)
 
 
 @router.delete(
-    "/subjects/{subject_id}", response_model=SubjectDeleted, responses=error_responses("SUBJECT_NOT_FOUND", *DB_ERRORS)
+    "/subjects/{subject_id}",
+    response_model=SubjectDeleted,
+    responses=error_responses("SUBJECT_NOT_FOUND", *COMMON_ERRORS),
 )
-async def delete_subject(subject_id: uuid.UUID, gallery: GalleryDep) -> SubjectDeleted:
-    """Delete a subject and all its faces for good."""
-    return SubjectDeleted(id=subject_id, deleted_faces=await gallery.delete_subject(subject_id))
+async def delete_subject(subject_id: uuid.UUID, principal: ManageKey, gallery: GalleryDep) -> SubjectDeleted:
+    """Delete a subject and all its faces for good; returns the deletion receipt."""
+    receipt = await gallery.delete_subject(subject_id, principal=principal)
+    return SubjectDeleted(
+        id=receipt.subject_id,
+        name=receipt.subject,
+        collection=receipt.collection,
+        deleted_faces=receipt.faces_deleted,
+        deleted_at=receipt.deleted_at,
+    )
 
 
 @router.get(
-    "/subjects/{subject_id}/faces", response_model=FaceList, responses=error_responses("SUBJECT_NOT_FOUND", *DB_ERRORS)
+    "/subjects/{subject_id}/faces",
+    response_model=FaceList,
+    responses=error_responses("SUBJECT_NOT_FOUND", *COMMON_ERRORS),
 )
-async def list_faces(subject_id: uuid.UUID, gallery: GalleryDep) -> FaceList:
+async def list_faces(subject_id: uuid.UUID, principal: ManageKey, gallery: GalleryDep) -> FaceList:
     """List a subject's enrolled faces (metadata only, never embeddings or pixels)."""
-    return FaceList(items=[convert.stored_face(r) for r in await gallery.list_faces(subject_id)])
+    return FaceList(items=[convert.stored_face(r) for r in await gallery.list_faces(subject_id, principal=principal)])
 
 
-@router.delete("/faces/{face_id}", status_code=204, responses=error_responses("FACE_NOT_FOUND", *DB_ERRORS))
-async def delete_face(face_id: uuid.UUID, gallery: GalleryDep) -> None:
+@router.delete("/faces/{face_id}", status_code=204, responses=error_responses("FACE_NOT_FOUND", *COMMON_ERRORS))
+async def delete_face(face_id: uuid.UUID, principal: ManageKey, gallery: GalleryDep) -> None:
     """Delete one face for good."""
-    await gallery.delete_face(face_id)
+    await gallery.delete_face(face_id, principal=principal)

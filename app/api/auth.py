@@ -1,0 +1,50 @@
+"""Authentication and authorisation dependencies: every route but the probes and docs needs a key."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from app.api.deps import RuntimeDep
+from app.services.access import ANONYMOUS, Principal, Scope
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer frk_...`")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: frk_...`")
+
+
+async def current_principal(
+    request: Request,
+    runtime: RuntimeDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key_header)],
+) -> Principal:
+    if not runtime.settings.auth_enabled:
+        return ANONYMOUS
+    token = bearer.credentials if bearer is not None else api_key
+    principal = await runtime.keys.authenticate(token)
+    request.state.principal = principal
+    return principal
+
+
+def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits keys with `scope` (or admin), within their rate limit."""
+
+    async def dependency(principal: Annotated[Principal, Depends(current_principal)], runtime: RuntimeDep) -> Principal:
+        principal.require(scope)
+        if principal.key_id is not None:
+            runtime.rate_limiter.check(key=principal.key_id, scope=scope.value)
+        return principal
+
+    dependency.__name__ = f"require_{scope.value}"
+    return dependency
+
+
+DetectKey = Annotated[Principal, Depends(require(Scope.DETECT))]
+VerifyKey = Annotated[Principal, Depends(require(Scope.VERIFY))]
+IdentifyKey = Annotated[Principal, Depends(require(Scope.IDENTIFY))]
+EnrollKey = Annotated[Principal, Depends(require(Scope.ENROLL))]
+ManageKey = Annotated[Principal, Depends(require(Scope.MANAGE))]
+AdminKey = Annotated[Principal, Depends(require(Scope.ADMIN))]
