@@ -73,7 +73,8 @@ def make_settings(
         "weights_sha256": sha256,
         "allow_download": False,
         "data_dir": data_dir,
-        "model_dir": data_dir / "models",
+        # One model dir for the session: the ONNX export cached there is made once, not per app.
+        "model_dir": path.parent / "models",
         "torch_threads": 2,
     }
     values.update(overrides)

@@ -194,3 +194,57 @@ def test_identify_prints_match_for_enrolled_photo(enrolled_gallery: EnrolledGall
     assert printed["face"] == 0
     assert printed["match"] == "anthony_hopkins"
     assert float(printed["best_similarity"]) >= 0.99
+
+
+# --- keys and purge -----------------------------------------------------------------------------
+
+
+def test_keys_create_prints_secret_once_and_list_never_shows_it(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
+    env = cli_env(tmp_path, database_url=postgres.url)
+
+    created = run_cli("keys", "create", "--name", "cli-camera", "--scope", "identify", "--collection", "staff", env=env)
+    listed = run_cli("keys", "list", env=env)
+
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.split("secret (shown once): ", 1)[1].strip()
+    assert secret.startswith("frk_")
+    assert listed.returncode == 0, listed.stderr
+    line = next(row for row in listed.stdout.splitlines() if "cli-camera" in row)
+    assert secret[:14] in line
+    assert "scopes=identify" in line
+    assert "collections=staff" in line
+    assert secret not in listed.stdout
+
+
+def test_keys_rotate_and_revoke_change_the_key_state(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
+    env = cli_env(tmp_path, database_url=postgres.url)
+    created = run_cli("keys", "create", "--name", "cli-rotate", "--scope", "detect", env=env)
+    key_id = created.stdout.split()[2]
+
+    rotated = run_cli("keys", "rotate", key_id, env=env)
+    new_id = rotated.stdout.split("new key ", 1)[1].split()[0]
+    revoked = run_cli("keys", "revoke", new_id, env=env)
+    listed = run_cli("keys", "list", env=env).stdout
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert revoked.returncode == 0, revoked.stderr
+    states = {row.split()[0]: row.split()[2] for row in listed.splitlines()}
+    assert states[key_id] == "revoked"
+    assert states[new_id] == "revoked"
+
+
+def test_keys_revoke_unknown_id_exits_1_with_error_code(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
+    result = run_cli(
+        "keys", "revoke", "00000000-0000-0000-0000-000000000000", env=cli_env(tmp_path, database_url=postgres.url)
+    )
+
+    assert result.returncode == 1
+    assert last_line(result.stderr).startswith("API_KEY_NOT_FOUND")
+
+
+def test_purge_reports_what_it_deleted(tmp_path: Path, postgres: EmbeddedPostgres) -> None:
+    result = run_cli("purge", env=cli_env(tmp_path, database_url=postgres.url))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("deleted ")
+    assert "expired faces of" in result.stdout
