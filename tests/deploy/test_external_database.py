@@ -83,8 +83,6 @@ def _start_replica(*, index: int, database_url: str, weights_file: tuple[Path, s
             "FACEREC_DEVICE": "cpu",
             "FACEREC_TORCH_THREADS": "1",
             "FACEREC_DB_POOL_SIZE": "2",
-            # API keys are tested elsewhere; here the subject is what replicas share.
-            "FACEREC_AUTH_ENABLED": "false",
         }
     )
     log = workdir / f"replica-{index}.log"
@@ -155,8 +153,24 @@ def test_two_replicas_started_together_migrate_the_shared_database_once(
         assert "Traceback" not in replica.log.read_text(errors="replace")
 
 
+@pytest.fixture(scope="module")
+def admin_headers(replicas: list[Replica], database_url: str) -> dict[str, str]:
+    """A key made with `facerec keys create` against the shared database, as an operator would."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FACEREC_")}
+    env["FACEREC_DATABASE_URL"] = database_url
+    created = subprocess.run(
+        [sys.executable, "-m", "app.cli", "keys", "create", "--name", "replicas", "--scope", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return {"Authorization": "Bearer " + created.stdout.split("secret (shown once): ", 1)[1].strip()}
+
+
 def test_face_enrolled_through_one_replica_is_identified_through_the_other(
-    replicas: list[Replica], faces_dir: Path
+    replicas: list[Replica], faces_dir: Path, admin_headers: dict[str, str]
 ) -> None:
     first, second = replicas
     al_gore = face_bytes(faces_dir, "lfw_al_gore/1.jpg")
@@ -165,12 +179,14 @@ def test_face_enrolled_through_one_replica_is_identified_through_the_other(
         f"{first.base_url}/enroll",
         files={"image": ("al_gore.jpg", al_gore, "image/jpeg")},
         data={"subject": "Al Gore", "collection": COLLECTION},
+        headers=admin_headers,
         timeout=120,
     )
     other = httpx.post(
         f"{first.base_url}/enroll",
         files={"image": ("hopkins.jpg", hopkins, "image/jpeg")},
         data={"subject": "Anthony Hopkins", "collection": COLLECTION},
+        headers=admin_headers,
         timeout=120,
     )
 
@@ -178,6 +194,7 @@ def test_face_enrolled_through_one_replica_is_identified_through_the_other(
         f"{second.base_url}/identify",
         files={"image": ("probe.jpg", al_gore, "image/jpeg")},
         data={"collection": COLLECTION},
+        headers=admin_headers,
         timeout=120,
     )
 
