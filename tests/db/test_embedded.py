@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
+
+import pytest
 
 from app.config import Settings
 from tests.conftest import FACES_DIR, requires_faces, running_app
@@ -45,3 +49,23 @@ def test_embedded_database_is_stopped_at_shutdown(weights_file: tuple[Path, str]
         assert client.get("/readyz").status_code == 200
 
     assert not EmbeddedPostgres(settings.embedded_pgdata).is_running()
+
+
+def test_first_start_on_the_embedded_database_prints_one_working_admin_key_once(
+    weights_file: tuple[Path, str], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = _embedded_settings(weights_file, tmp_path / "data")
+    with running_app(settings) as client:
+        deadline = time.monotonic() + 30
+        while "frk_" not in (printed := capfd.readouterr().err):
+            assert time.monotonic() < deadline, "no first-run key was printed"
+            time.sleep(0.1)
+        token = re.search(r"frk_[0-9a-f]{10}_[A-Za-z0-9_-]{43}", printed)
+        assert token is not None
+        works = client.get("/keys", headers={"Authorization": f"Bearer {token.group(0)}"})
+
+    with running_app(settings):
+        printed_again = capfd.readouterr().err
+
+    assert works.status_code == 200
+    assert "frk_" not in printed_again
