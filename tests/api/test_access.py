@@ -50,7 +50,7 @@ def _operations(client: TestClient) -> list[tuple[str, str]]:
     return sorted(
         (method, route.path)
         for route in api_routes(client.app.routes)  # type: ignore[attr-defined]
-        for method in route.methods
+        for method in route.methods or ()
     )
 
 
