@@ -24,7 +24,7 @@ def config_table() -> str:
     for name, field in Settings.model_fields.items():
         default = PER_USER_DEFAULTS.get(name)
         if default is None:
-            value = field.default
+            value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
             shown = str(value).lower() if isinstance(value, bool) else str(value)
             default = "unset" if value is None else f"`{shown}`"
         rows.append(f"| `FACEREC_{name.upper()}` | {default} | {field.description} |")

@@ -27,10 +27,16 @@ def _table_rows(first_cell_pattern: str) -> dict[str, list[str]]:
 @pytest.mark.parametrize("name", list(Settings.model_fields))
 def test_readme_configuration_table_lists_every_setting_with_its_default(name: str) -> None:
     rows = _table_rows(r"`FACEREC_([A-Z0-9_]+)`")
-    default = Settings.model_fields[name].default
+    field = Settings.model_fields[name]
+    factory = field.default_factory
+    default = factory() if factory is not None else field.default  # type: ignore[call-arg]
 
     assert name.upper() in rows
-    if default is not None and not callable(default) and Settings.model_fields[name].default_factory is None:
+    if name in ("data_dir", "model_dir"):
+        assert "per-user" in rows[name.upper()][0]
+    elif default is None:
+        assert rows[name.upper()][0] == "unset"
+    else:
         shown = str(default).lower() if isinstance(default, bool) else str(default)
         assert rows[name.upper()][0] == f"`{shown}`"
 

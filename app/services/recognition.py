@@ -106,11 +106,11 @@ IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
 def _fingerprint(
-    data: bytes, subject: str, collection: str, metadata: dict[str, Any] | None, policy: MultipleFacesPolicy
+    data_sha256: str, subject: str, collection: str, metadata: dict[str, Any] | None, policy: MultipleFacesPolicy
 ) -> str:
     """What makes two enrolment requests the same request, for Idempotency-Key checks."""
     described = json.dumps(
-        [image_sha256(data), subject, collection, metadata, policy.value], sort_keys=True, ensure_ascii=False
+        [data_sha256, subject, collection, metadata, policy.value], sort_keys=True, ensure_ascii=False
     )
     return hashlib.sha256(described.encode()).hexdigest()
 
@@ -235,7 +235,8 @@ class RecognitionService:
         idempotency_key: str | None = None,
     ) -> EnrollResult:
         """Store one face under the subject in one transaction; a retried Idempotency-Key replays the answer."""
-        fingerprint = _fingerprint(data, subject, collection, metadata, on_multiple_faces)
+        data_sha256 = image_sha256(data)
+        fingerprint = _fingerprint(data_sha256, subject, collection, metadata, on_multiple_faces)
         if idempotency_key is not None and (replay := await self._replay(idempotency_key, fingerprint)):
             return replay
         analysis = await self._pool.run(self._analyse_blocking, data, max_faces=1, enrolment=on_multiple_faces)
@@ -255,7 +256,7 @@ class RecognitionService:
                     landmarks=[coordinate for point in face.landmarks for coordinate in point],
                     detection_probability=face.probability,
                     model_id=self.model_id,
-                    image_sha256=image_sha256(data),
+                    image_sha256=data_sha256,
                 )
                 result = EnrollResult(subject_id, subject, collection, face_id, face, subject_created, face_created)
                 if idempotency_key is not None and not await repository.save_idempotent_response(

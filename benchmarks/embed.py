@@ -1,0 +1,313 @@
+"""Embedding speed: faces/s of each embedding path at batch sizes 1, 4, 8, 16.
+
+Paths: `torch` (InceptionResnetV1, eager, fp32: the CUDA path and the reference) and `onnx`
+(the same weights exported to ONNX and run by ONNX Runtime, fp32: the CPU path). The inputs
+are the service's own 160x160 crops (MTCNN detection, extract_face, fixed_image_standardization)
+of the photos in the faces folder, or random crops when the folder is absent.
+
+Each path runs at each intra-op thread count of --threads (default 1 and one per core). Each
+(path, threads, batch size) is timed for --seconds in each of --rounds rounds, the paths taking
+turns, so that load from other processes spreads over all; the table shows the best and the
+median round. Prints a table and writes JSON.
+
+    uv run python -m benchmarks.embed
+    uv run python -m benchmarks.embed --batch-sizes 1,8 --paths onnx --threads 2
+
+Without --weights (or FACEREC_WEIGHTS_PATH) the model is an untrained InceptionResnetV1 saved
+in the release file's format: the speed is that of the VGGFace2 weights, the embeddings are not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from app.services.face_engine import EngineConfig, FaceEngine, face_crops, load_embedder
+from app.services.images import ImageLimits, decode_image
+from app.services.onnx_embedder import OnnxEmbedder
+from benchmarks.identify_throughput import (
+    DEFAULT_FACES_DIR,
+    UNTRAINED_NOTE,
+    BenchmarkError,
+    load_photos,
+    machine_info,
+    prepare_weights,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "embed.json"
+PATHS = ("torch", "onnx")
+ANY_SIZE = ImageLimits(max_bytes=1 << 30, max_pixels=1 << 30, min_side=1)
+
+Crops = npt.NDArray[np.float32]
+Embed = Callable[[Crops], npt.NDArray[np.float32]]
+
+
+def real_crops(faces_dir: Path, *, weights_path: Path, limit: int) -> Crops:
+    """Up to `limit` crops, the largest face of each photo, cropped the service's way."""
+    photos = [photo for images in load_photos(faces_dir).values() for photo in images]
+    engine = FaceEngine(
+        EngineConfig(weights_path=weights_path, model_id="bench", device="cpu", embedding_backend="torch")
+    )
+    crops: list[torch.Tensor] = []
+    for photo in photos:
+        image = decode_image(photo.data, limits=ANY_SIZE)
+        faces = engine.detect(image)
+        if faces:
+            crops.append(face_crops(image, faces[:1])[0])
+        if len(crops) >= limit:
+            break
+    if not crops:
+        raise BenchmarkError(f"MTCNN found no face in the photos of {faces_dir}.")
+    return np.ascontiguousarray(torch.stack(crops).numpy(), dtype=np.float32)
+
+
+def random_crops(count: int, *, seed: int) -> Crops:
+    # fixed_image_standardization maps pixels to about [-1, 1].
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, size=(count, 3, 160, 160)).astype(np.float32)
+
+
+def batches(crops: Crops, size: int) -> list[Crops]:
+    """Batches of `size` crops cycling through the set (a batch may wrap around)."""
+    count = max(1, len(crops) // size) if size <= len(crops) else 1
+    indices = [np.arange(i * size, (i + 1) * size) % len(crops) for i in range(count)]
+    return [np.ascontiguousarray(crops[index]) for index in indices]
+
+
+def time_path(embed: Embed, work: Sequence[Crops], *, seconds: float, min_calls: int) -> dict[str, Any]:
+    """Calls embed on the batches in turn for at least `seconds` and `min_calls` calls."""
+    latencies: list[float] = []
+    faces = 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds or len(latencies) < min_calls:
+        batch = work[len(latencies) % len(work)]
+        call_started = time.perf_counter()
+        embed(batch)
+        latencies.append(time.perf_counter() - call_started)
+        faces += len(batch)
+    wall = time.perf_counter() - started
+    ms = np.asarray(latencies) * 1000.0
+    return {
+        "calls": len(latencies),
+        "faces": faces,
+        "wall_s": round(wall, 3),
+        "faces_per_s": round(faces / wall, 2),
+        "call_ms_p50": round(float(np.percentile(ms, 50)), 2),
+        "call_ms_p95": round(float(np.percentile(ms, 95)), 2),
+    }
+
+
+def parse_ints(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError("values must be integers >= 1")
+    return values
+
+
+def parse_paths(text: str) -> list[str]:
+    paths = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(paths) - set(PATHS))
+    if not paths or unknown:
+        raise argparse.ArgumentTypeError(f"paths are a comma-separated subset of {', '.join(PATHS)}")
+    return paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.embed", description="faces/s of each embedding path and batch size."
+    )
+    parser.add_argument("--faces", type=Path, default=DEFAULT_FACES_DIR, help="folder of <identity>/<images>")
+    parser.add_argument("--crops", type=int, default=32, help="distinct face crops to cycle through")
+    parser.add_argument("--batch-sizes", type=parse_ints, default=[1, 4, 8, 16], help="e.g. 1,4,8,16")
+    parser.add_argument("--paths", type=parse_paths, default=list(PATHS), help="e.g. torch,onnx")
+    parser.add_argument(
+        "--threads",
+        type=parse_ints,
+        default=sorted({1, os.cpu_count() or 1}),
+        help="intra-op thread counts to run every path at, e.g. 1,2",
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per path, batch size and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the paths take turns within each")
+    parser.add_argument("--min-calls", type=int, default=3, help="fewest timed calls per measurement")
+    env_weights = os.environ.get("FACEREC_WEIGHTS_PATH")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=Path(env_weights) if env_weights else None,
+        help="InceptionResnetV1 weights (default FACEREC_WEIGHTS_PATH; none: untrained, speed only)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
+    return parser
+
+
+def summarise(rounds: list[dict[str, Any]], *, batch_size: int) -> dict[str, Any]:
+    rates = [r["faces_per_s"] for r in rounds]
+    best = max(rounds, key=lambda r: r["faces_per_s"])
+    return {
+        "batch_size": batch_size,
+        "faces_per_s_best": best["faces_per_s"],
+        "faces_per_s_median": round(float(np.median(rates)), 2),
+        "ms_per_face_best": round(1000.0 / best["faces_per_s"], 2),
+        "call_ms_p50_best_round": best["call_ms_p50"],
+        "rounds": rounds,
+    }
+
+
+def print_table(results: dict[str, list[dict[str, Any]]], *, untrained: bool, crops_source: str) -> None:
+    header = f"{'path':<16} {'batch':>5} {'faces/s best':>12} {'median':>8} {'ms/face':>8} {'ms/call p50':>11}"
+    print()
+    print(header)
+    print("-" * len(header))
+    for path, rows in results.items():
+        for row in rows:
+            print(
+                f"{path:<16} {row['batch_size']:>5} {row['faces_per_s_best']:>12.1f} "
+                f"{row['faces_per_s_median']:>8.1f} {row['ms_per_face_best']:>8.1f} "
+                f"{row['call_ms_p50_best_round']:>11.1f}"
+            )
+    print()
+    print(f"inputs: {crops_source}")
+    if untrained:
+        print(UNTRAINED_NOTE)
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="facerec-embed-", ignore_cleanup_errors=True) as temp:
+        work_dir = Path(temp)
+        weights = prepare_weights(args.weights, work_dir=work_dir)
+        if weights.untrained:
+            print(UNTRAINED_NOTE)
+        faces_dir: Path = args.faces.expanduser().resolve()
+        if faces_dir.is_dir():
+            crops = real_crops(faces_dir, weights_path=weights.path, limit=args.crops)
+            crops_source = f"{len(crops)} MTCNN face crops (160x160) from {faces_dir}"
+        else:
+            crops = random_crops(args.crops, seed=args.seed)
+            crops_source = f"{len(crops)} random 160x160 crops ({faces_dir} is absent)"
+        print(crops_source)
+
+        model = load_embedder(weights.path, device=torch.device("cpu"))
+
+        def torch_embed(batch: Crops) -> npt.NDArray[np.float32]:
+            with torch.inference_mode():
+                return np.asarray(model(torch.from_numpy(batch)).numpy())
+
+        # label -> (thread count, embed); torch's thread count is global, so it is set before each run.
+        embedders: dict[str, tuple[int, Embed]] = {}
+        setup: dict[str, Any] = {}
+        for threads in args.threads:
+            if "torch" in args.paths:
+                embedders[f"torch fp32 t{threads}"] = (threads, torch_embed)
+            if "onnx" in args.paths:
+                started = time.perf_counter()
+                onnx = OnnxEmbedder(model, weights_sha256=weights.sha256, cache_dir=work_dir / "onnx", threads=threads)
+                # the first start exports; later ones hash, load and self-check the cached file
+                setup.setdefault("onnx_start_s", []).append(
+                    {"threads": threads, "exported": onnx.exported, "s": round(time.perf_counter() - started, 2)}
+                )
+                setup["onnx_file_bytes"] = onnx.path.stat().st_size
+                embedders[f"onnx fp32 t{threads}"] = (threads, onnx.embed)
+                if "onnx_vs_torch_min_cosine" not in setup:
+                    torch.set_num_threads(threads)
+                    reference = torch_embed(crops)
+                    actual = onnx.embed(crops)
+                    cosine = round(float(np.min(np.sum(reference * actual, axis=1))), 7)
+                    setup["onnx_vs_torch_min_cosine"] = cosine
+        if "onnx_start_s" in setup:
+            print(
+                f"ONNX starts: {setup['onnx_start_s']}; "
+                f"min cosine vs torch on the crops {setup['onnx_vs_torch_min_cosine']}"
+            )
+
+        def measure(label: str, work: Sequence[Crops], *, seconds: float, min_calls: int) -> dict[str, Any]:
+            threads, embed = embedders[label]
+            torch.set_num_threads(threads)
+            return time_path(embed, work, seconds=seconds, min_calls=min_calls)
+
+        for batch_size in args.batch_sizes:  # warm-up: first calls allocate and pick kernels
+            for label in embedders:
+                measure(label, batches(crops, batch_size), seconds=0.0, min_calls=2)
+        rounds: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for round_number in range(args.rounds):
+            for batch_size in args.batch_sizes:
+                work = batches(crops, batch_size)
+                for label in embedders:
+                    measured = measure(label, work, seconds=args.seconds, min_calls=args.min_calls)
+                    rounds.setdefault((label, batch_size), []).append(measured)
+                    print(
+                        f"round {round_number + 1}: {label} batch {batch_size}: {measured['faces_per_s']:.1f} faces/s"
+                    )
+
+    results = {
+        label: [summarise(rounds[(label, size)], batch_size=size) for size in args.batch_sizes] for label in embedders
+    }
+    notes = [
+        "fp32 on the CPU. torch: eager InceptionResnetV1 under inference_mode. onnx: torch.onnx.export (dynamo) "
+        "of the same module, ONNX Runtime CPUExecutionProvider, all graph optimisations, intra-op spinning off "
+        "(as the service runs it).",
+        "faces_per_s_best is the least disturbed round; the machine may be shared with other work.",
+        "tN: N intra-op threads. torch's OpenMP threads busy-wait at barriers, so when other processes hold the "
+        "cores its multi-threaded figures collapse; ONNX Runtime here runs without spinning.",
+    ]
+    if weights.untrained:
+        notes.insert(0, UNTRAINED_NOTE)
+    report = {
+        "benchmark": "embed",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {**machine_info(torch.device("cpu")), "onnxruntime": importlib.metadata.version("onnxruntime")},
+        "settings": {
+            "threads": args.threads,
+            "batch_sizes": args.batch_sizes,
+            "paths": args.paths,
+            "seconds": args.seconds,
+            "rounds": args.rounds,
+            "inputs": crops_source,
+        },
+        "weights": {"sha256": weights.sha256, "untrained": weights.untrained},
+        "notes": notes,
+        "setup": setup,
+        "results": results,
+    }
+    print_table(results, untrained=weights.untrained, crops_source=crops_source)
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return run_benchmark(args)
+    except BenchmarkError as error:
+        print(f"embed: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
