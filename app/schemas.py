@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from app.services.access import Scope
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 
-SubjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+def _printable_name(value: str) -> str:
+    """Names are stripped and may not be blank or hold control characters (Postgres text cannot hold NUL)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank")
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def no_nul_in_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Postgres jsonb cannot hold U+0000 anywhere, in keys or values."""
+    if value is not None and "\\u0000" in json.dumps(value):
+        raise ValueError("must not contain the character U+0000")
+    return value
+
+
+SubjectName = Annotated[str, StringConstraints(max_length=200), AfterValidator(_printable_name)]
+KeyName = Annotated[str, StringConstraints(max_length=100), AfterValidator(_printable_name)]
 CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_PATTERN)]
 
 
@@ -140,7 +161,7 @@ class SubjectUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: SubjectName | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Annotated[dict[str, Any] | None, AfterValidator(no_nul_in_json)] = None
 
 
 class SubjectDeleted(BaseModel):
@@ -190,7 +211,7 @@ class ErrorResponse(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: KeyName
     scopes: list[Scope] = Field(min_length=1, description="detect, verify, identify, enroll, manage, admin.")
     collections: list[CollectionName] | None = Field(
         default=None, max_length=100, description="Limit the key to these collections; null for all."

@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -381,6 +382,17 @@ def running_service(
             print(f"service stopped (exit status {process.returncode})")
 
 
+def first_run_key(log_path: Path, *, timeout_s: float) -> str:
+    """The admin key a fresh embedded-database service prints once on its console."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"frk_[0-9a-f]{10}_[A-Za-z0-9_-]{43}", log_path.read_text(errors="replace"))
+        if found:
+            return found.group(0)
+        time.sleep(0.2)
+    raise SystemExit(f"the service printed no first-run API key within {timeout_s:g}s; log:\n{log_tail(log_path)}")
+
+
 def error_code(response: httpx.Response) -> str:
     try:
         return str(response.json()["error"]["code"])
@@ -453,7 +465,9 @@ def benchmark_service(
         shutdown_timeout_s=args.shutdown_timeout,
     ) as (base_url, passed_through):
         limits = httpx.Limits(max_connections=max(concurrencies), max_keepalive_connections=max(concurrencies))
-        with httpx.Client(base_url=base_url, timeout=args.request_timeout, limits=limits) as client:
+        # Authentication stays on, as in production: the key check is part of every request's cost.
+        headers = {"Authorization": f"Bearer {first_run_key(work_dir / 'service.log', timeout_s=60)}"}
+        with httpx.Client(base_url=base_url, timeout=args.request_timeout, limits=limits, headers=headers) as client:
             enrolment = enrol_gallery(client, gallery)
             print(
                 f"enrolled {len(enrolment.enrolled)} of {len(gallery)} identities in {enrolment.wall_s:.1f}s "

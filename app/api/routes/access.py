@@ -34,7 +34,10 @@ def _key(record: KeyRecord) -> KeyRead:
 
 
 @router.post(
-    "/keys", response_model=KeyIssued, status_code=status.HTTP_201_CREATED, responses=error_responses(*COMMON_ERRORS)
+    "/keys",
+    response_model=KeyIssued,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses("BAD_REQUEST", *COMMON_ERRORS),
 )
 async def create_key(body: KeyCreate, principal: AdminKey, runtime: RuntimeDep) -> KeyIssued:
     """Create an API key; its secret is in this answer only."""

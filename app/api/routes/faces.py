@@ -21,7 +21,9 @@ from app.schemas import (
     EnrollResponse,
     IdentifiedFaceRead,
     IdentifyResponse,
+    SubjectName,
     VerifyResponse,
+    no_nul_in_json,
 )
 from app.services.recognition import MultipleFacesPolicy
 
@@ -48,7 +50,7 @@ ThresholdField = Annotated[
     float | None, Form(ge=-1.0, le=1.0, description="Cosine similarity needed for a match; default from settings.")
 ]
 SubjectField = Annotated[
-    str, Form(min_length=1, max_length=200, description="The person's name, unique in the collection.")
+    SubjectName, Form(description="The person's name, unique in the collection (1-200 characters).")
 ]
 
 
@@ -61,7 +63,10 @@ def _parse_metadata(raw: str | None) -> dict[str, Any] | None:
         value = None
     if not isinstance(value, dict):
         raise FieldValidationError("metadata must be a JSON object.", field="metadata")
-    return value
+    try:
+        return no_nul_in_json(value)
+    except ValueError:
+        raise FieldValidationError("metadata must not contain the character U+0000.", field="metadata") from None
 
 
 @router.post("/detect", response_model=DetectResponse, responses=error_responses(*IMAGE_ERRORS))
@@ -119,7 +124,7 @@ async def enroll(
         data = await read_image(image, max_bytes=runtime.settings.max_image_bytes)
         result = await recognition.enroll(
             data=data,
-            subject=subject.strip(),
+            subject=subject,
             collection=collection,
             metadata=_parse_metadata(metadata),
             on_multiple_faces=on_multiple_faces,
@@ -202,9 +207,7 @@ async def verify(
     recognition: RecognitionDep,
     runtime: RuntimeDep,
     image_b: Annotated[UploadFile | None, File(description="Second photo to compare with.")] = None,
-    subject: Annotated[
-        str | None, Form(min_length=1, max_length=200, description="Or: a subject to compare with.")
-    ] = None,
+    subject: Annotated[SubjectName | None, Form(description="Or: a subject to compare with.")] = None,
     collection: CollectionField = DEFAULT_COLLECTION,
     threshold: ThresholdField = None,
 ) -> VerifyResponse:
@@ -224,7 +227,7 @@ async def verify(
         else:
             assert subject is not None
             result = await recognition.verify_subject(
-                data=data, subject=subject.strip(), collection=collection, threshold=threshold
+                data=data, subject=subject, collection=collection, threshold=threshold
             )
             note.subject_ids.extend([result.subject_id] if result.subject_id else [])
         note.details.update(same_person=result.same_person)

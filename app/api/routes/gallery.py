@@ -41,7 +41,7 @@ async def list_collections(principal: ManageKey, gallery: GalleryDep) -> Collect
 @router.patch(
     "/collections/{name}",
     response_model=CollectionRead,
-    responses=error_responses("COLLECTION_NOT_FOUND", *COMMON_ERRORS),
+    responses=error_responses("BAD_REQUEST", "COLLECTION_NOT_FOUND", *COMMON_ERRORS),
 )
 async def update_collection(
     name: CollectionPath, changes: CollectionUpdate, principal: ManageKey, gallery: GalleryDep
@@ -86,7 +86,7 @@ async def get_subject(subject_id: uuid.UUID, principal: ManageKey, gallery: Gall
 @router.patch(
     "/subjects/{subject_id}",
     response_model=SubjectRead,
-    responses=error_responses("SUBJECT_NOT_FOUND", "SUBJECT_NAME_CONFLICT", *COMMON_ERRORS),
+    responses=error_responses("BAD_REQUEST", "SUBJECT_NOT_FOUND", "SUBJECT_NAME_CONFLICT", *COMMON_ERRORS),
 )
 async def update_subject(
     subject_id: uuid.UUID, changes: SubjectUpdate, principal: ManageKey, gallery: GalleryDep, runtime: RuntimeDep
