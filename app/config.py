@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "The ONNX export is cached in model_dir/onnx.",
     )
     inference_workers: int = Field(default=1, ge=1, le=64, description="Threads running inference.")
+    embed_max_batch: int = Field(
+        default=16, ge=1, le=256, description="Most faces, from concurrent requests, embedded in one model call."
+    )
+    embed_batch_window_ms: float = Field(
+        default=0.0, ge=0, le=100, description="Extra wait for more faces to batch; 0 batches only what is queued."
+    )
     max_pending_inferences: int = Field(
         default=64, ge=1, description="Images admitted to the inference queue; more get 503 OVERLOADED."
     )

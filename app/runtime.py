@@ -20,6 +20,7 @@ from app.db import session as db
 from app.db.embedded import EmbeddedPostgres
 from app.db.session import Database
 from app.services.access import AuditService, KeyService, Scope
+from app.services.batching import EmbeddingBatcher
 from app.services.face_engine import EngineConfig, FaceEngine
 from app.services.gallery import GalleryService
 from app.services.images import ImageLimits
@@ -133,6 +134,12 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                 hnsw_ef_search=settings.hnsw_ef_search,
             ),
             limits=image_limits(settings),
+            batcher=EmbeddingBatcher(
+                embed=face_engine.embed_crops,
+                pool=pool,
+                max_faces=settings.embed_max_batch,
+                window_s=settings.embed_batch_window_ms / 1000,
+            ),
         )
         gallery = GalleryService(database=database)
         keys = KeyService(database=database)

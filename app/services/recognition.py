@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+import torch
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import repository
@@ -24,7 +25,8 @@ from app.errors import (
     NoFaceDetectedError,
     SubjectNotFoundError,
 )
-from app.services.face_engine import DetectedFace, Embeddings, FaceEngine
+from app.services.batching import EmbeddingBatcher
+from app.services.face_engine import CROP_SIZE, DetectedFace, Embeddings, FaceEngine, face_crops
 from app.services.images import ImageLimits, decode_image
 from app.services.inference import InferencePool
 
@@ -161,12 +163,14 @@ class RecognitionService:
         database: Database,
         policy: RecognitionPolicy,
         limits: ImageLimits,
+        batcher: EmbeddingBatcher,
     ) -> None:
         self._engine = engine
         self._pool = pool
         self._database = database
         self.policy = policy
         self._limits = limits
+        self._batcher = batcher
 
     @property
     def model_id(self) -> str:
@@ -178,13 +182,23 @@ class RecognitionService:
         image = decode_image(data, limits=self._limits)
         return image.width, image.height, self._engine.detect(image)
 
-    def _analyse_blocking(self, data: bytes, *, max_faces: int, enrolment: MultipleFacesPolicy | None) -> Analysis:
+    def _detect_and_crop_blocking(
+        self, data: bytes, *, max_faces: int, enrolment: MultipleFacesPolicy | None
+    ) -> tuple[int, int, list[DetectedFace], torch.Tensor]:
         image = decode_image(data, limits=self._limits)
         faces = self._engine.detect(image)
         if enrolment is not None:
             faces = [self._enrolment_face(faces, enrolment)]
         faces = faces[:max_faces]
-        return Analysis(image.width, image.height, faces, self._engine.embed(image, faces))
+        crops = face_crops(image, faces) if faces else torch.zeros((0, 3, CROP_SIZE, CROP_SIZE))
+        return image.width, image.height, faces, crops
+
+    async def _analyse(self, data: bytes, *, max_faces: int, enrolment: MultipleFacesPolicy | None) -> Analysis:
+        """Detection in the pool, then embedding batched with other requests' faces."""
+        width, height, faces, crops = await self._pool.run(
+            self._detect_and_crop_blocking, data, max_faces=max_faces, enrolment=enrolment
+        )
+        return Analysis(width, height, faces, await self._batcher.embed(crops))
 
     def _enrolment_face(self, faces: list[DetectedFace], policy: MultipleFacesPolicy) -> DetectedFace:
         if not faces:
@@ -239,7 +253,7 @@ class RecognitionService:
         fingerprint = _fingerprint(data_sha256, subject, collection, metadata, on_multiple_faces)
         if idempotency_key is not None and (replay := await self._replay(idempotency_key, fingerprint)):
             return replay
-        analysis = await self._pool.run(self._analyse_blocking, data, max_faces=1, enrolment=on_multiple_faces)
+        analysis = await self._analyse(data, max_faces=1, enrolment=on_multiple_faces)
         face = analysis.faces[0]
         try:
             async with self._database.transaction() as session:
@@ -290,7 +304,7 @@ class RecognitionService:
         self, *, data: bytes, collection: str, top_k: int, threshold: float | None, max_faces: int
     ) -> IdentifyResult:
         threshold = self.policy.match_threshold if threshold is None else threshold
-        analysis = await self._pool.run(self._analyse_blocking, data, max_faces=max_faces, enrolment=None)
+        analysis = await self._analyse(data, max_faces=max_faces, enrolment=None)
         identified: list[IdentifiedFace] = []
         async with self._database.transaction() as session:
             collection_id = await self._collection_id(session, collection)
@@ -336,7 +350,7 @@ class RecognitionService:
         return VerifyResult(similarity, threshold, similarity >= threshold, probe.faces[0], None, subject_id)
 
     async def _largest_face(self, data: bytes, *, which: str) -> Analysis:
-        analysis = await self._pool.run(self._analyse_blocking, data, max_faces=1, enrolment=None)
+        analysis = await self._analyse(data, max_faces=1, enrolment=None)
         if not analysis.faces:
             raise NoFaceDetectedError(f"No face was found in {which}.", details={"image": which})
         return analysis
