@@ -108,6 +108,7 @@ COPY --from=models /models /models
 ENV PATH=/app/.venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    OMP_WAIT_POLICY=PASSIVE \
     FACEREC_HOST=0.0.0.0 \
     FACEREC_PORT=8000 \
     FACEREC_WEIGHTS_PATH=/models/20180402-114759-vggface2.pt \

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import uuid
 from collections import Counter
@@ -270,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # torch's OpenMP threads spin at every barrier by default; beside uvicorn and Postgres on a
+    # small machine a spinning thread waits on a descheduled one and MTCNN slows ~10x (measured
+    # in benchmarks/RESULTS.md). Must be set before torch is imported, which the commands do lazily.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         default=20, ge=12, description="Smallest face MTCNN looks for, in pixels of the detection image."
     )
     detect_max_side: int = Field(
-        default=1280,
+        default=800,
         ge=160,
         description="Longest side images are downscaled to before detection; boxes stay in original pixels.",
     )

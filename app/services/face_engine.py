@@ -64,7 +64,7 @@ class EngineConfig:
     device: str = "auto"
     torch_threads: int = 0
     detector_min_face_px: int = 20
-    detect_max_side: int = 1280
+    detect_max_side: int = 800
     # auto: ONNX Runtime on the CPU, torch on CUDA. The ONNX export is cached in onnx_cache_dir
     # (default: an `onnx` folder beside the weights) under the weights' SHA-256.
     embedding_backend: EmbeddingBackend = "auto"
