@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from app.errors import OverloadedError
+from app.errors import DeadlineExceededError, OverloadedError
 from app.services.inference import InferencePool
 
 
@@ -35,3 +35,16 @@ def test_pool_refuses_calls_past_max_pending_at_once() -> None:
     asyncio.run(scenario())
     pool.shutdown()
     assert pool.pending == 0
+
+
+def test_call_past_its_deadline_is_answered_with_deadline_exceeded() -> None:
+    pool = InferencePool(workers=1, max_pending=4, deadline_s=0.05)
+    release = threading.Event()
+
+    with pytest.raises(DeadlineExceededError) as late:
+        asyncio.run(pool.run(release.wait, 5))
+
+    release.set()
+    pool.shutdown()
+    assert late.value.status == 503
+    assert late.value.headers["Retry-After"]
