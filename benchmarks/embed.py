@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import json
 import os
-import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -40,10 +36,10 @@ import torch
 from app.services.face_engine import EngineConfig, FaceEngine, face_crops, load_embedder
 from app.services.images import ImageLimits, decode_image
 from app.services.onnx_embedder import OnnxEmbedder
+from benchmarks.common import BenchmarkError, run_main, write_report
 from benchmarks.identify_throughput import (
     DEFAULT_FACES_DIR,
     UNTRAINED_NOTE,
-    BenchmarkError,
     load_photos,
     machine_info,
     prepare_weights,
@@ -288,25 +284,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "results": results,
     }
     print_table(results, untrained=weights.untrained, crops_source=crops_source)
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_report(args.out, report)
     return 0
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        return run_benchmark(args)
-    except BenchmarkError as error:
-        print(f"embed: {error}", file=sys.stderr)
-        return 2
+    return run_main("embed", build_parser, run_benchmark, argv)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import hashlib
 import importlib.metadata
 import io
-import json
 import os
 import platform
 import random
@@ -42,7 +41,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -53,6 +51,7 @@ from facenet_pytorch import MTCNN, InceptionResnetV1
 from PIL import Image
 
 from app.config import VGGFACE2_WEIGHTS_FILENAME, VGGFACE2_WEIGHTS_SHA256
+from benchmarks.common import BenchmarkError, run_main, write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FACES_DIR = REPO_ROOT.parent / "shared" / "faces"
@@ -84,10 +83,6 @@ UNTRAINED_NOTE = (
 )
 
 Embeddings = npt.NDArray[np.float32]
-
-
-class BenchmarkError(Exception):
-    """The benchmark cannot go on; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -786,26 +781,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "ratio": ratios,
     }
     print_table([*service, library], ratios, untrained=weights.untrained)
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_report(args.out, report)
     return 0
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Raise, so that the finally blocks stop the service and its Postgres.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        return run_benchmark(args)
-    except BenchmarkError as error:
-        print(f"identify_throughput: {error}", file=sys.stderr)
-        return 2
+    return run_main("identify_throughput", build_parser, run_benchmark, argv)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -40,7 +38,6 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -49,6 +46,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from app.db.embedded import EmbeddedPostgres
+from benchmarks.common import BenchmarkError, run_main, write_report
 from benchmarks.identify_throughput import cpu_model, git_commit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,10 +60,6 @@ SERVICE_TOP_K = 3
 COPY_CHUNK_ROWS = 20_000
 
 Matrix = npt.NDArray[np.float32]
-
-
-class BenchmarkError(Exception):
-    """The benchmark cannot go on; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -463,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
+    if shutil.disk_usage(args.work_dir or tempfile.gettempdir()).free < (12 << 30 if args.million else 2 << 30):
+        raise BenchmarkError("less free disk than the gallery and its index need")
     n = 1_000_000 if args.million else args.n
     identities = max(1, n // args.samples_per_identity)
     n = identities * args.samples_per_identity
@@ -601,28 +597,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "by_ef_search": by_ef,
     }
     print_table(report)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_report(out, report)
     return 0
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Raise, so that the context managers stop Postgres and remove the temporary folder.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if shutil.disk_usage(args.work_dir or tempfile.gettempdir()).free < (12 << 30 if args.million else 2 << 30):
-        print("search: less free disk than the gallery and its index need", file=sys.stderr)
-        return 2
-    try:
-        return run_benchmark(args)
-    except BenchmarkError as error:
-        print(f"search: {error}", file=sys.stderr)
-        return 2
+    return run_main("search", build_parser, run_benchmark, argv)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import select
-import signal
 import socket
 import sys
 import tempfile
@@ -44,9 +43,8 @@ import httpx
 import torch
 
 from app.config import VGGFACE2_WEIGHTS_SHA256
+from benchmarks.common import BenchmarkError, run_main, write_report
 from benchmarks.identify_throughput import (
-    BenchmarkError,
-    _exit_on_sigterm,
     machine_info,
     prepare_weights,
     running_service,
@@ -463,21 +461,12 @@ def run_benchmark(args: argparse.Namespace) -> int:
             for result in results
         ],
     }
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    write_report(args.out, report)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    try:
-        return run_benchmark(args)
-    except BenchmarkError as error:
-        print(f"upload_memory: {error}", file=sys.stderr)
-        return 2
+    return run_main("upload_memory", build_parser, run_benchmark, argv)
 
 
 if __name__ == "__main__":
