@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimitMiddleware
+from app.api.middleware import BodySizeLimitMiddleware, CredentialsRequiredMiddleware
 from app.api.routes import access, faces, gallery, health
 from app.config import Settings
 from app.runtime import Runtime, open_runtime
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     install_error_handlers(app)
+    if settings.auth_enabled:
+        app.add_middleware(CredentialsRequiredMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.include_router(faces.router)
     app.include_router(gallery.router)

@@ -94,3 +94,58 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+class CredentialsRequiredMiddleware:
+    """Answer 401 before reading the body when a request carries no key at all.
+
+    Without this, FastAPI parses a whole (up to 17 MiB) multipart upload before the key check
+    runs. Keys that are present are still checked by the route's dependency, against the
+    database; this guard only refuses requests that cannot possibly be authorised.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] == "OPTIONS"
+            or scope["path"] in PUBLIC_PATHS
+            or _has_credentials(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            {
+                "error": {
+                    "code": "UNAUTHENTICATED",
+                    "message": "An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.",
+                    "details": {},
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _has_credentials(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"x-api-key" and value.strip():
+            return True
+        if name == b"authorization" and value.strip().lower().startswith(b"bearer ") and value.strip()[7:].strip():
+            return True
+    return False

@@ -102,7 +102,7 @@ def test_unexpected_exception_is_500_without_stack_trace(
         raise RuntimeError("secret internal detail")
 
     with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.get("/boom")
+        response = client.get("/boom", headers={"Authorization": "Bearer any-key-gets-past-the-early-check"})
 
     assert response.status_code == 500
     assert error_code(response) == "INTERNAL_ERROR"

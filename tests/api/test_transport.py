@@ -490,13 +490,16 @@ def test_live_declared_body_over_the_cap_gets_413_instead_of_100_continue(live_s
     assert response.error_code() == "PAYLOAD_TOO_LARGE"
 
 
-def test_live_chunked_body_over_the_cap_is_413_once_the_stream_passes_it(live_server: LiveServer) -> None:
+def test_live_chunked_body_over_the_cap_is_413_once_the_stream_passes_it(
+    live_server: LiveServer, admin_key: str
+) -> None:
     cap = live_server.settings.max_request_bytes
     planned = 4 * cap
     sent = 0
 
     with _connect(live_server.port) as connection:
-        connection.sendall(_request_head(path="/identify", length_header="Transfer-Encoding: chunked"))
+        head = _request_head(path="/identify", length_header="Transfer-Encoding: chunked", authorization=admin_key)
+        connection.sendall(head)
         first = _image_part_head() + b"\xff\xd8\xff"
         connection.sendall(_chunk(first))
         sent += len(first)
@@ -544,3 +547,27 @@ def test_live_server_keeps_serving_after_refusing_oversized_bodies(live_server: 
 
     assert healthz.status == 200
     assert readyz.status == 200
+
+
+def test_live_upload_without_any_key_is_401_before_its_body_is_sent(live_server: LiveServer) -> None:
+    declared = 10 * 1024 * 1024  # under the body cap: only the missing key can refuse it early
+
+    with _connect(live_server.port) as connection:
+        connection.sendall(_request_head(path="/enroll", length_header=f"Content-Length: {declared}"))
+        connection.sendall(_image_part_head() + b"\xff\xd8\xff" + bytes(16 * 1024))
+        response = _read_response(connection)
+
+    assert response.status == 401
+    assert response.error_code() == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_request_without_a_key_is_401_even_when_its_body_is_malformed(api: Api) -> None:
+    response = api.client.post(
+        "/enroll",
+        content=b"--not-a-boundary\r\nbroken",
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}", "Authorization": ""},
+    )
+
+    assert response.status_code == 401
+    assert error_code(response) == "UNAUTHENTICATED"
