@@ -144,14 +144,14 @@ def real_png_bomb() -> bytes:
     return PNG_SIGNATURE + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
-def _png_span(data: bytes, kind: bytes) -> tuple[int, int]:
+def png_span(data: bytes, kind: bytes) -> tuple[int, int]:
     """Offsets (start, end) of the payload of the first `kind` chunk."""
     start = data.index(kind) + 4
     (length,) = struct.unpack(">I", data[start - 8 : start - 4])
     return start, start + length
 
 
-def _flip_byte(data: bytes, offset: int) -> bytes:
+def flip_byte(data: bytes, offset: int) -> bytes:
     mutable = bytearray(data)
     mutable[offset] ^= 0xFF
     return bytes(mutable)
@@ -210,20 +210,20 @@ def _jpeg_header_only() -> bytes:
 
 def _png_truncated_in_idat() -> bytes:
     data = _png()
-    start, end = _png_span(data, b"IDAT")
+    start, end = png_span(data, b"IDAT")
     return data[: (start + end) // 2]
 
 
 def _png_bad_ihdr_crc() -> bytes:
     data = _png()
-    _, end = _png_span(data, b"IHDR")
-    return _flip_byte(data, end)
+    _, end = png_span(data, b"IHDR")
+    return flip_byte(data, end)
 
 
 def _png_bad_idat_crc() -> bytes:
     data = _png()
-    _, end = _png_span(data, b"IDAT")
-    return _flip_byte(data, end)
+    _, end = png_span(data, b"IDAT")
+    return flip_byte(data, end)
 
 
 def _webp_cut_in_half() -> bytes:

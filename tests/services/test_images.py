@@ -27,6 +27,7 @@ from app.errors import (
     UnsupportedMediaTypeError,
 )
 from app.services.images import ImageLimits, decode_image, downscale, sniff_format, to_rgb
+from tests.hostile_corpus import encode, flip_byte, jpeg_claiming, png_claiming, png_span, webp_claiming
 
 # min_side=1 so that tiny test images pass; the tests of each limit set their own.
 LIMITS = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=40_000_000, min_side=1)
@@ -37,12 +38,6 @@ Pixels = npt.NDArray[np.uint8]
 
 
 # --- builders ------------------------------------------------------------------------------------
-
-
-def _encode(image: Image.Image, image_format: str, **params: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, image_format, **params)
-    return buffer.getvalue()
 
 
 def _noise(*, width: int, height: int, seed: int = 0) -> Image.Image:
@@ -62,48 +57,9 @@ def _pixels(image: Image.Image) -> Pixels:
     return np.asarray(image, dtype=np.uint8)
 
 
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def _png_claiming(*, width: int, height: int, idat: bool = True) -> bytes:
-    """A tiny, well-formed PNG whose header claims width x height 8-bit RGB pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    body = _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) if idat else b""
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + body + _png_chunk(b"IEND", b"")
-
-
-def _webp_claiming(*, width: int, height: int) -> bytes:
-    """A WEBP container whose VP8X header claims a width x height canvas."""
-    vp8x = b"\x00\x00\x00\x00" + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
-    chunk = b"VP8X" + struct.pack("<I", len(vp8x)) + vp8x
-    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
-
-
-def _jpeg_claiming(*, width: int, height: int) -> bytes:
-    """A real baseline JPEG with its SOF0 size fields rewritten."""
-    data = bytearray(_encode(Image.new("RGB", (16, 16), (10, 20, 30)), "JPEG"))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
-
-
-def _png_chunk_span(data: bytes, kind: bytes) -> tuple[int, int]:
-    """Offsets of the first `kind` chunk's payload (start, end)."""
-    start = data.index(kind) + 4
-    (length,) = struct.unpack(">I", data[start - 8 : start - 4])
-    return start, start + length
-
-
-def _flip_byte(data: bytes, offset: int) -> bytes:
-    mutable = bytearray(data)
-    mutable[offset] ^= 0xFF
-    return bytes(mutable)
-
-
 def _jpeg_header_only() -> bytes:
     """Every JPEG segment up to and including the start-of-scan header, and no entropy-coded data."""
-    data = _encode(_noise(width=64, height=48), "JPEG")
+    data = encode(_noise(width=64, height=48), "JPEG")
     sos = data.index(b"\xff\xda")
     (length,) = struct.unpack(">H", data[sos + 2 : sos + 4])
     return data[: sos + 2 + length]
@@ -202,7 +158,7 @@ def test_sniff_format_returns_none_for_anything_else(prefix: bytes) -> None:
     ids=["jpeg", "png", "webp-lossy", "webp-lossless"],
 )
 def test_decode_accepted_format_returns_rgb_image_of_original_size(image_format: str, params: dict[str, Any]) -> None:
-    data = _encode(_noise(width=64, height=48), image_format, **params)
+    data = encode(_noise(width=64, height=48), image_format, **params)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -215,7 +171,7 @@ def test_decode_accepted_format_returns_rgb_image_of_original_size(image_format:
 )
 def test_decode_lossless_format_keeps_every_pixel(image_format: str, params: dict[str, Any]) -> None:
     original = _noise(width=64, height=48)
-    data = _encode(original, image_format, **params)
+    data = encode(original, image_format, **params)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -225,7 +181,7 @@ def test_decode_lossless_format_keeps_every_pixel(image_format: str, params: dic
 @pytest.mark.parametrize("image_format", ["JPEG", "WEBP"])
 def test_decode_lossy_format_keeps_colours_close(image_format: str) -> None:
     original = _blocks(columns=4, rows=3, block=16)
-    data = _encode(original, image_format, quality=95)
+    data = encode(original, image_format, quality=95)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -242,13 +198,13 @@ def _random_bytes() -> bytes:
 
 
 UNSUPPORTED: dict[str, bytes] = {
-    "tiff": _encode(_noise(width=40, height=40), "TIFF"),
-    "bmp": _encode(_noise(width=40, height=40), "BMP"),
-    "gif": _encode(_noise(width=40, height=40).convert("P"), "GIF"),
-    "animated-gif": _encode(
+    "tiff": encode(_noise(width=40, height=40), "TIFF"),
+    "bmp": encode(_noise(width=40, height=40), "BMP"),
+    "gif": encode(_noise(width=40, height=40).convert("P"), "GIF"),
+    "animated-gif": encode(
         Image.new("P", (40, 40), 1), "GIF", save_all=True, append_images=[Image.new("P", (40, 40), 2)]
     ),
-    "ico": _encode(_noise(width=32, height=32), "ICO"),
+    "ico": encode(_noise(width=32, height=32), "ICO"),
     "eps": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 40 40\nnewpath 0 0 moveto 40 40 lineto stroke\n%%EOF\n",
     "pdf": b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n",
     "svg": b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="40" height="40">'
@@ -258,7 +214,7 @@ UNSUPPORTED: dict[str, bytes] = {
     "psd": b"8BPS\x00\x01" + b"\x00" * 64,
     "random": _random_bytes(),
     "text": b"name,photo\nAl Gore,1.jpg\n",
-    "jpeg-after-whitespace": b" " + _encode(_noise(width=40, height=40), "JPEG"),
+    "jpeg-after-whitespace": b" " + encode(_noise(width=40, height=40), "JPEG"),
 }
 
 
@@ -276,7 +232,7 @@ def test_decode_rejects_other_formats_by_their_bytes(data: bytes) -> None:
     ids=["png-signature-jpeg-body", "jpeg-signature-png-body", "webp-signature-png-body"],
 )
 def test_decode_uses_only_the_decoder_of_the_sniffed_format(signature: bytes, body_format: str) -> None:
-    data = signature + _encode(_noise(width=40, height=40), body_format)
+    data = signature + encode(_noise(width=40, height=40), body_format)
 
     with pytest.raises(InvalidImageError):
         decode_image(data, limits=LIMITS)
@@ -301,7 +257,7 @@ def test_decode_rejects_more_than_max_bytes_before_sniffing() -> None:
 
 
 def test_decode_accepts_exactly_max_bytes() -> None:
-    data = _encode(_noise(width=40, height=40), "PNG")
+    data = encode(_noise(width=40, height=40), "PNG")
     limits = ImageLimits(max_bytes=len(data), max_pixels=40_000_000, min_side=1)
 
     image = decode_image(data, limits=limits)
@@ -313,34 +269,34 @@ def test_decode_accepts_exactly_max_bytes() -> None:
 
 
 def _png_truncated_inside_idat() -> bytes:
-    data = _encode(_noise(width=64, height=48), "PNG")
-    start, end = _png_chunk_span(data, b"IDAT")
+    data = encode(_noise(width=64, height=48), "PNG")
+    start, end = png_span(data, b"IDAT")
     return data[: (start + end) // 2]
 
 
 def _png_with_corrupt_ihdr_crc() -> bytes:
-    data = _encode(_noise(width=64, height=48), "PNG")
-    _, end = _png_chunk_span(data, b"IHDR")
-    return _flip_byte(data, end)
+    data = encode(_noise(width=64, height=48), "PNG")
+    _, end = png_span(data, b"IHDR")
+    return flip_byte(data, end)
 
 
 def _png_with_corrupt_idat_data() -> bytes:
-    data = _encode(_noise(width=64, height=48), "PNG")
-    start, end = _png_chunk_span(data, b"IDAT")
-    corrupt = _flip_byte(data, (start + end) // 2)
+    data = encode(_noise(width=64, height=48), "PNG")
+    start, end = png_span(data, b"IDAT")
+    corrupt = flip_byte(data, (start + end) // 2)
     # Recompute the CRC so that only zlib's own checks can notice.
     crc = zlib.crc32(corrupt[start - 4 : end])
     return corrupt[:end] + struct.pack(">I", crc) + corrupt[end + 4 :]
 
 
 def _png_with_corrupt_zlib_checksum() -> bytes:
-    data = _encode(_noise(width=64, height=48), "PNG")
-    _, end = _png_chunk_span(data, b"IDAT")
-    return _flip_byte(data, end - 1)
+    data = encode(_noise(width=64, height=48), "PNG")
+    _, end = png_span(data, b"IDAT")
+    return flip_byte(data, end - 1)
 
 
 CORRUPT: dict[str, bytes] = {
-    "jpeg-cut-in-half": (jpeg := _encode(_noise(width=64, height=48), "JPEG"))[: len(jpeg) // 2],
+    "jpeg-cut-in-half": (jpeg := encode(_noise(width=64, height=48), "JPEG"))[: len(jpeg) // 2],
     "jpeg-header-only": _jpeg_header_only(),
     "jpeg-magic-only": b"\xff\xd8\xff",
     "png-signature-only": b"\x89PNG\r\n\x1a\n",
@@ -348,11 +304,11 @@ CORRUPT: dict[str, bytes] = {
     "png-corrupt-ihdr-crc": _png_with_corrupt_ihdr_crc(),
     "png-corrupt-idat-data": _png_with_corrupt_idat_data(),
     "png-corrupt-adler32": _png_with_corrupt_zlib_checksum(),
-    "png-zero-width": _png_claiming(width=0, height=10),
-    "png-header-without-pixels": _png_claiming(width=64, height=48, idat=False),
-    "webp-cut-in-half": (webp := _encode(_noise(width=64, height=48), "WEBP"))[: len(webp) // 2],
+    "png-zero-width": png_claiming(width=0, height=10),
+    "png-header-without-pixels": png_claiming(width=64, height=48, idat=False),
+    "webp-cut-in-half": (webp := encode(_noise(width=64, height=48), "WEBP"))[: len(webp) // 2],
     "webp-header-only": webp[:30],
-    "webp-lossless-cut-in-half": (lossless := _encode(_noise(width=64, height=48), "WEBP", lossless=True))[
+    "webp-lossless-cut-in-half": (lossless := encode(_noise(width=64, height=48), "WEBP", lossless=True))[
         : len(lossless) // 2
     ],
     "webp-riff-only": b"RIFF\x04\x00\x00\x00WEBP",
@@ -368,7 +324,7 @@ def test_decode_rejects_truncated_or_corrupt_image_as_invalid(data: bytes) -> No
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize(("image_format", "seed"), [(f, s) for f in ("JPEG", "PNG", "WEBP") for s in range(3)])
 def test_decode_raises_only_service_errors_for_randomly_damaged_files(image_format: str, seed: int) -> None:
-    original = _encode(_noise(width=64, height=48), image_format, exif=_exif(6))
+    original = encode(_noise(width=64, height=48), image_format, exif=_exif(6))
     generator = random.Random(seed)
     damaged: list[bytes] = []
     for _ in range(100):
@@ -399,7 +355,7 @@ def test_decode_raises_only_service_errors_for_randomly_damaged_files(image_form
     ids=["100k-square", "64k-square", "one-column", "one-row"],
 )
 def test_decode_rejects_png_header_claiming_a_decompression_bomb(width: int, height: int) -> None:
-    data = _png_claiming(width=width, height=height)
+    data = png_claiming(width=width, height=height)
 
     with pytest.raises(ImageTooLargeError):
         decode_image(data, limits=LIMITS)
@@ -407,14 +363,14 @@ def test_decode_rejects_png_header_claiming_a_decompression_bomb(width: int, hei
 
 def test_decode_rejects_png_bomb_from_header_alone_without_decoding_pixels() -> None:
     # No IDAT at all: decoding any pixel would fail as INVALID_IMAGE, so TOO_LARGE shows the header decided.
-    data = _png_claiming(width=100_000, height=100_000, idat=False)
+    data = png_claiming(width=100_000, height=100_000, idat=False)
 
     with pytest.raises(ImageTooLargeError):
         decode_image(data, limits=LIMITS)
 
 
 def test_decode_rejects_header_over_configured_max_pixels_without_decoding_pixels() -> None:
-    data = _png_claiming(width=2_000, height=1_000, idat=False)
+    data = png_claiming(width=2_000, height=1_000, idat=False)
     limits = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=1_000_000, min_side=1)
 
     with pytest.raises(ImageTooLargeError) as caught:
@@ -425,7 +381,7 @@ def test_decode_rejects_header_over_configured_max_pixels_without_decoding_pixel
 
 def test_decode_rejects_pillows_bomb_warning_band_even_under_a_higher_configured_limit() -> None:
     # 10000 x 10000 lies between Pillow's warning and error thresholds (about 89M and 179M pixels).
-    data = _png_claiming(width=10_000, height=10_000)
+    data = png_claiming(width=10_000, height=10_000)
     limits = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=10**9, min_side=1)
 
     with pytest.raises(ImageTooLargeError):
@@ -433,14 +389,14 @@ def test_decode_rejects_pillows_bomb_warning_band_even_under_a_higher_configured
 
 
 def test_decode_rejects_webp_header_claiming_largest_canvas() -> None:
-    data = _webp_claiming(width=16_383, height=16_383)
+    data = webp_claiming(width=16_383, height=16_383)
 
     with pytest.raises(ImageTooLargeError):
         decode_image(data, limits=LIMITS)
 
 
 def test_decode_rejects_jpeg_header_claiming_a_decompression_bomb() -> None:
-    data = _jpeg_claiming(width=65_000, height=65_000)
+    data = jpeg_claiming(width=65_000, height=65_000)
 
     with pytest.raises(ImageTooLargeError):
         decode_image(data, limits=LIMITS)
@@ -448,7 +404,7 @@ def test_decode_rejects_jpeg_header_claiming_a_decompression_bomb() -> None:
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
 def test_decode_rejects_real_image_one_pixel_over_max_pixels(image_format: str) -> None:
-    data = _encode(_noise(width=100, height=80), image_format)
+    data = encode(_noise(width=100, height=80), image_format)
     limits = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=100 * 80 - 1, min_side=1)
 
     with pytest.raises(ImageTooLargeError) as caught:
@@ -459,7 +415,7 @@ def test_decode_rejects_real_image_one_pixel_over_max_pixels(image_format: str) 
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
 def test_decode_accepts_real_image_at_exactly_max_pixels(image_format: str) -> None:
-    data = _encode(_noise(width=100, height=80), image_format)
+    data = encode(_noise(width=100, height=80), image_format)
     limits = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=100 * 80, min_side=1)
 
     image = decode_image(data, limits=limits)
@@ -469,7 +425,7 @@ def test_decode_accepts_real_image_at_exactly_max_pixels(image_format: str) -> N
 
 @pytest.mark.parametrize(("width", "height"), [(10, 10), (100, 10), (10, 100), (31, 32)])
 def test_decode_rejects_image_with_a_side_under_min_side(width: int, height: int) -> None:
-    data = _encode(_noise(width=width, height=height), "PNG")
+    data = encode(_noise(width=width, height=height), "PNG")
     limits = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=40_000_000, min_side=32)
 
     with pytest.raises(ImageTooSmallError) as caught:
@@ -479,7 +435,7 @@ def test_decode_rejects_image_with_a_side_under_min_side(width: int, height: int
 
 
 def test_decode_accepts_image_with_both_sides_exactly_min_side() -> None:
-    data = _encode(_noise(width=32, height=32), "PNG")
+    data = encode(_noise(width=32, height=32), "PNG")
     limits = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=40_000_000, min_side=32)
 
     image = decode_image(data, limits=limits)
@@ -493,7 +449,7 @@ def test_decode_accepts_image_with_both_sides_exactly_min_side() -> None:
 @pytest.mark.parametrize("image_format", ["PNG", "JPEG"])
 def test_decode_grayscale_repeats_the_gray_level_in_every_channel(image_format: str) -> None:
     gray = np.tile(np.array([0, 64, 128, 255], dtype=np.uint8).repeat(16), (16, 1))
-    data = _encode(Image.fromarray(gray, mode="L"), image_format, quality=100)
+    data = encode(Image.fromarray(gray, mode="L"), image_format, quality=100)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -507,7 +463,7 @@ def test_decode_grayscale_repeats_the_gray_level_in_every_channel(image_format: 
 def test_decode_bilevel_png_becomes_black_and_white() -> None:
     bilevel = Image.new("1", (4, 2), 0)
     bilevel.putpixel((1, 0), 1)
-    data = _encode(bilevel, "PNG")
+    data = encode(bilevel, "PNG")
 
     image = decode_image(data, limits=LIMITS)
 
@@ -525,7 +481,7 @@ def _palette_image() -> Image.Image:
 
 
 def test_decode_palette_png_maps_indices_to_palette_colours() -> None:
-    data = _encode(_palette_image(), "PNG")
+    data = encode(_palette_image(), "PNG")
 
     image = decode_image(data, limits=LIMITS)
 
@@ -533,7 +489,7 @@ def test_decode_palette_png_maps_indices_to_palette_colours() -> None:
 
 
 def test_decode_palette_png_paints_the_transparent_index_white() -> None:
-    data = _encode(_palette_image(), "PNG", transparency=1)
+    data = encode(_palette_image(), "PNG", transparency=1)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -541,7 +497,7 @@ def test_decode_palette_png_paints_the_transparent_index_white() -> None:
 
 
 def test_decode_palette_png_with_per_index_alpha_blends_onto_white() -> None:
-    data = _encode(_palette_image(), "PNG", transparency=bytes([255, 0, 128]))
+    data = encode(_palette_image(), "PNG", transparency=bytes([255, 0, 128]))
 
     image = decode_image(data, limits=LIMITS)
 
@@ -553,7 +509,7 @@ def test_decode_palette_png_with_per_index_alpha_blends_onto_white() -> None:
 
 def test_decode_gray_alpha_png_composites_onto_white() -> None:
     gray_alpha = np.array([[[60, 255], [60, 0], [60, 128]]], dtype=np.uint8)
-    data = _encode(Image.fromarray(gray_alpha, mode="LA"), "PNG")
+    data = encode(Image.fromarray(gray_alpha, mode="LA"), "PNG")
 
     image = decode_image(data, limits=LIMITS)
 
@@ -568,7 +524,7 @@ def test_decode_gray_alpha_png_composites_onto_white() -> None:
 )
 def test_decode_rgba_paints_transparent_pixels_white(image_format: str, params: dict[str, Any]) -> None:
     rgba = np.array([[[255, 0, 0, 255], [0, 255, 0, 0], [0, 0, 0, 128]]], dtype=np.uint8)
-    data = _encode(Image.fromarray(rgba, mode="RGBA"), image_format, **params)
+    data = encode(Image.fromarray(rgba, mode="RGBA"), image_format, **params)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -589,7 +545,7 @@ def test_decode_png_colour_key_paints_keyed_pixels_white(
 ) -> None:
     keyed = Image.new(mode, (2, 1), kept)
     keyed.putpixel((0, 0), key)
-    data = _encode(keyed, "PNG", transparency=key)
+    data = encode(keyed, "PNG", transparency=key)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -613,7 +569,7 @@ def test_decode_png_colour_key_paints_keyed_pixels_white(
 def test_decode_cmyk_jpeg_converts_colours_approximately(
     cmyk: tuple[int, int, int, int], rgb: tuple[int, int, int]
 ) -> None:
-    data = _encode(Image.new("CMYK", (32, 32), cmyk), "JPEG", quality=100)
+    data = encode(Image.new("CMYK", (32, 32), cmyk), "JPEG", quality=100)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -624,7 +580,7 @@ def test_decode_cmyk_jpeg_converts_colours_approximately(
 
 def test_decode_16_bit_grayscale_png_is_scaled_not_clipped() -> None:
     levels = np.array([[65535, 32768, 16384, 255, 0]], dtype=np.uint16)
-    data = _encode(Image.fromarray(levels), "PNG")
+    data = encode(Image.fromarray(levels), "PNG")
 
     image = decode_image(data, limits=LIMITS)
 
@@ -756,7 +712,7 @@ def test_to_rgb_brings_every_mode_to_rgb_of_the_same_size(mode: str) -> None:
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_decode_png_applies_exif_orientation_exactly(orientation: int) -> None:
     stored = _noise(width=7, height=4)
-    data = _encode(stored, "PNG", exif=_exif(orientation))
+    data = encode(stored, "PNG", exif=_exif(orientation))
 
     image = decode_image(data, limits=LIMITS)
 
@@ -769,7 +725,7 @@ def test_decode_png_applies_exif_orientation_exactly(orientation: int) -> None:
 @pytest.mark.parametrize("image_format", ["JPEG", "WEBP"])
 def test_decode_lossy_format_applies_exif_orientation(image_format: str, orientation: int) -> None:
     stored = _blocks(columns=3, rows=2, block=16)
-    data = _encode(stored, image_format, exif=_exif(orientation), quality=95)
+    data = encode(stored, image_format, exif=_exif(orientation), quality=95)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -779,7 +735,7 @@ def test_decode_lossy_format_applies_exif_orientation(image_format: str, orienta
 
 
 def test_decode_drops_the_orientation_it_applied() -> None:
-    data = _encode(_noise(width=7, height=4), "PNG", exif=_exif(6))
+    data = encode(_noise(width=7, height=4), "PNG", exif=_exif(6))
 
     image = decode_image(data, limits=LIMITS)
 
@@ -787,7 +743,7 @@ def test_decode_drops_the_orientation_it_applied() -> None:
 
 
 def test_decode_applies_exif_orientation_to_palette_png_with_transparency() -> None:
-    data = _encode(_palette_image(), "PNG", transparency=1, exif=_exif(8))
+    data = encode(_palette_image(), "PNG", transparency=1, exif=_exif(8))
 
     image = decode_image(data, limits=LIMITS)
 
@@ -798,7 +754,7 @@ def test_decode_applies_exif_orientation_to_palette_png_with_transparency() -> N
 @pytest.mark.parametrize("orientation", [0, 9, 65535])
 @pytest.mark.parametrize("image_format", ["PNG", "JPEG", "WEBP"])
 def test_decode_ignores_out_of_range_exif_orientation(image_format: str, orientation: int) -> None:
-    data = _encode(_blocks(columns=3, rows=2, block=16), image_format, exif=_exif(orientation), quality=95)
+    data = encode(_blocks(columns=3, rows=2, block=16), image_format, exif=_exif(orientation), quality=95)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -825,7 +781,7 @@ MALFORMED_EXIF: dict[str, bytes] = {
 @pytest.mark.parametrize("payload", list(MALFORMED_EXIF.values()), ids=list(MALFORMED_EXIF))
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "WEBP"])
 def test_decode_ignores_malformed_exif(image_format: str, payload: bytes) -> None:
-    data = _encode(_blocks(columns=3, rows=2, block=16), image_format, exif=b"Exif\x00\x00" + payload)
+    data = encode(_blocks(columns=3, rows=2, block=16), image_format, exif=b"Exif\x00\x00" + payload)
 
     image = decode_image(data, limits=LIMITS)
 
@@ -844,7 +800,7 @@ def test_decode_ignores_malformed_exif(image_format: str, payload: bytes) -> Non
     ids=["garbage", "three-images-no-entries", "entries-past-end"],
 )
 def test_decode_jpeg_with_malformed_multi_picture_index_decodes_as_plain_jpeg(index: bytes) -> None:
-    jpeg = _encode(_blocks(columns=3, rows=2, block=16), "JPEG")
+    jpeg = encode(_blocks(columns=3, rows=2, block=16), "JPEG")
     segment = b"MPF\x00" + index
     data = jpeg[:2] + b"\xff\xe2" + struct.pack(">H", len(segment) + 2) + segment + jpeg[2:]
 
@@ -866,7 +822,7 @@ def _frames(count: int) -> list[Image.Image]:
 )
 def test_decode_animation_returns_its_first_frame_only(image_format: str, params: dict[str, Any]) -> None:
     frames = _frames(50)
-    data = _encode(frames[0], image_format, save_all=True, append_images=frames[1:], duration=20, **params)
+    data = encode(frames[0], image_format, save_all=True, append_images=frames[1:], duration=20, **params)
 
     image = decode_image(data, limits=LIMITS)
 
