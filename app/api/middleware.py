@@ -9,6 +9,7 @@ otherwise, without reading the rest.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,27 +64,30 @@ class BodySizeLimitMiddleware:
                 raise
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "PAYLOAD_TOO_LARGE",
-                    "message": f"The request body is over {self.max_bytes} bytes.",
-                    "details": {"max_request_bytes": self.max_bytes},
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+        await send_error(
+            send,
+            status=413,
+            code="PAYLOAD_TOO_LARGE",
+            message=f"The request body is over {self.max_bytes} bytes.",
+            details={"max_request_bytes": self.max_bytes},
+            headers=[(b"connection", b"close")],
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(
+    send: Send,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any],
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """Our error shape, sent straight from ASGI middleware (outside FastAPI's handlers)."""
+    body = json.dumps({"error": {"code": code, "message": message, "details": details}}).encode()
+    start_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -119,27 +123,14 @@ class CredentialsRequiredMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "UNAUTHENTICATED",
-                    "message": "An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.",
-                    "details": {},
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
+        await send_error(
+            send,
+            status=401,
+            code="UNAUTHENTICATED",
+            message="An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.",
+            details={},
+            headers=[(b"www-authenticate", b"Bearer")],
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _has_credentials(scope: Scope) -> bool:
