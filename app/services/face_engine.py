@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,7 +23,9 @@ from PIL import Image
 
 from app.errors import WeightsUnavailableError
 from app.services.images import downscale
-from app.services.onnx_embedder import OnnxEmbedder, OnnxModelError
+from app.services.onnx_cache import OnnxModelError
+from app.services.onnx_detector import OnnxMtcnn
+from app.services.onnx_embedder import OnnxEmbedder
 from app.services.weights import sha256_of
 
 logger = logging.getLogger(__name__)
@@ -31,7 +34,8 @@ EMBEDDING_DIM = 512
 CROP_SIZE = 160
 
 Embeddings = npt.NDArray[np.float32]
-EmbeddingBackend = Literal["auto", "torch", "onnx"]
+Backend = Literal["auto", "torch", "onnx"]
+_Model = TypeVar("_Model")
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,12 @@ class EngineConfig:
     model_id: str
     device: str = "auto"
     torch_threads: int = 0
-    detector_min_face_px: int = 20
+    detector_min_face_px: int = 40
     detect_max_side: int = 800
-    # auto: ONNX Runtime on the CPU, torch on CUDA. The ONNX export is cached in onnx_cache_dir
-    # (default: an `onnx` folder beside the weights) under the weights' SHA-256.
-    embedding_backend: EmbeddingBackend = "auto"
+    # auto: ONNX Runtime on the CPU, torch on CUDA. The ONNX exports are cached in onnx_cache_dir
+    # (default: an `onnx` folder beside the weights) under the SHA-256 of the weights they hold.
+    embedding_backend: Backend = "auto"
+    detector_backend: Backend = "auto"
     onnx_cache_dir: Path | None = None
     weights_sha256: str | None = None  # of weights_path, when the caller has verified it; else hashed here
 
@@ -123,45 +128,66 @@ class FaceEngine:
             post_process=True,
             device=self.device,
         ).eval()
-        self._embedder = load_embedder(config.weights_path, device=self.device)
-        self._onnx = self._onnx_embedder(config)
+        embedder = load_embedder(config.weights_path, device=self.device)
+        cache_dir = config.onnx_cache_dir or config.weights_path.parent / "onnx"
+        threads = config.torch_threads
+        self._onnx = self._optional_onnx(
+            config.embedding_backend,
+            "embedding",
+            lambda: OnnxEmbedder(
+                embedder,
+                weights_sha256=config.weights_sha256 or sha256_of(config.weights_path),
+                cache_dir=cache_dir,
+                threads=threads,
+            ),
+        )
+        self._onnx_detector = self._optional_onnx(
+            config.detector_backend,
+            "detection",
+            lambda: OnnxMtcnn(self._detector, cache_dir=cache_dir, threads=threads),
+        )
+        # The torch embedder is kept only where it runs: once ONNX has reproduced it, its ~110 MB
+        # of weights would sit idle for the life of the process.
+        self._embedder: InceptionResnetV1 | None = embedder if self._onnx is None else None
         self.embedding_backend: Literal["torch", "onnx"] = "torch" if self._onnx is None else "onnx"
-        # One call at a time per model: torch already spreads one call over its threads, so
+        self.detector_backend: Literal["torch", "onnx"] = "torch" if self._onnx_detector is None else "onnx"
+        # One call at a time per model: each call already spreads over its threads, so
         # concurrent calls into the same model only contend. Two locks let detection of one
         # request overlap with embedding of another.
         self._detect_lock = threading.Lock()
         self._embed_lock = threading.Lock()
         logger.info(
-            "face engine ready: model %s on %s, embeddings by %s", self.model_id, self.device, self.embedding_backend
+            "face engine ready: model %s on %s, detection by %s, embeddings by %s",
+            self.model_id,
+            self.device,
+            self.detector_backend,
+            self.embedding_backend,
         )
 
-    def _onnx_embedder(self, config: EngineConfig) -> OnnxEmbedder | None:
-        """The ONNX Runtime embedder when the backend asks for it; auto falls back to torch if it fails."""
-        wanted = config.embedding_backend
+    def _optional_onnx(self, wanted: Backend, what: str, build: Callable[[], _Model]) -> _Model | None:
+        """The ONNX Runtime model when the backend asks for it; auto falls back to torch if it fails."""
         if wanted == "torch" or (wanted == "auto" and self.device.type != "cpu"):
             return None
         try:
-            return OnnxEmbedder(
-                self._embedder,
-                weights_sha256=config.weights_sha256 or sha256_of(config.weights_path),
-                cache_dir=config.onnx_cache_dir or config.weights_path.parent / "onnx",
-                threads=config.torch_threads,
-            )
+            return build()
         except (OnnxModelError, OSError) as error:
             if wanted == "onnx":
-                raise WeightsUnavailableError(
-                    f"facerec cannot start: the ONNX embedding model failed: {error}"
-                ) from None
-            logger.warning("embedding with torch: the ONNX embedding model failed (%s)", error)
+                raise WeightsUnavailableError(f"facerec cannot start: the ONNX {what} model failed: {error}") from None
+            logger.warning("%s with torch: the ONNX %s model failed (%s)", what, what, error)
             return None
 
     def detect(self, image: Image.Image) -> list[DetectedFace]:
         """Every face in the image, largest first, in original-image pixels."""
         small, scale = downscale(image, max_side=self.config.detect_max_side)
-        with self._detect_lock, torch.inference_mode():
-            boxes, probs, points = self._detector.detect(small, landmarks=True)
-        if boxes is None:
-            return []
+        if self._onnx_detector is not None:
+            with self._detect_lock:
+                found = self._onnx_detector.detect(small)
+            boxes, probs, points = found.boxes, found.probabilities, found.landmarks
+        else:
+            with self._detect_lock, torch.inference_mode():
+                boxes, probs, points = self._detector.detect(small, landmarks=True)
+            if boxes is None:
+                return []
         faces = [
             DetectedFace(
                 box=_clip_box(box / scale, width=image.width, height=image.height),
@@ -183,6 +209,8 @@ class FaceEngine:
         if self._onnx is not None:
             with self._embed_lock:
                 return self._onnx.embed(crops.numpy())
+        if self._embedder is None:  # unreachable: it is kept whenever ONNX does not embed
+            raise RuntimeError("the torch embedder was released")
         with self._embed_lock, torch.inference_mode():
             output = self._embedder(crops.to(self.device))
         return np.ascontiguousarray(output.float().cpu().numpy(), dtype=np.float32)

@@ -16,10 +16,11 @@ import torch
 from facenet_pytorch import InceptionResnetV1
 
 from app.errors import WeightsUnavailableError
-from app.services import onnx_embedder
+from app.services import onnx_cache
 from app.services.face_engine import EngineConfig, FaceEngine, face_crops, load_embedder
 from app.services.images import ImageLimits, decode_image
-from app.services.onnx_embedder import OnnxEmbedder, cache_path, cache_problem, export_count
+from app.services.onnx_cache import cache_problem, export_count
+from app.services.onnx_embedder import OnnxEmbedder, cache_path
 
 CPU = torch.device("cpu")
 ANY_SIZE = ImageLimits(max_bytes=1 << 30, max_pixels=1 << 30, min_side=1)
@@ -166,7 +167,7 @@ def test_truncated_cache_file_is_detected_and_rebuilt(
 
     assert rebuilt.exported
     assert export_count() == exports + 1
-    assert cache_problem(cached, weights_sha256=weights_file[1]) is None
+    assert cache_problem(cached, key_sha256=weights_file[1]) is None
     assert cached.stat().st_size == embedder.path.stat().st_size
 
 
@@ -194,14 +195,14 @@ def test_cache_problem_names_what_is_wrong_with_a_damaged_cache(
     else:
         manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "weights_sha256": OTHER_SHA256}))
 
-    reason = cache_problem(cached, weights_sha256=weights_file[1])
+    reason = cache_problem(cached, key_sha256=weights_file[1])
 
     assert reason is not None
     assert problem in reason
 
 
 def test_cache_problem_is_none_for_an_intact_cache(embedder: OnnxEmbedder, weights_file: tuple[Path, str]) -> None:
-    assert cache_problem(embedder.path, weights_sha256=weights_file[1]) is None
+    assert cache_problem(embedder.path, key_sha256=weights_file[1]) is None
 
 
 def test_cache_path_is_keyed_by_the_lowercased_weights_hash(tmp_path: Path) -> None:
@@ -230,9 +231,9 @@ def test_engine_with_auto_backend_falls_back_to_torch_when_onnx_fails(
     weights_file: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fail(*args: object, **kwargs: object) -> None:
-        raise onnx_embedder.OnnxModelError("export failed for the test")
+        raise onnx_cache.OnnxModelError("export failed for the test")
 
-    monkeypatch.setattr(onnx_embedder, "export_onnx", fail)
+    monkeypatch.setattr(onnx_cache, "export_model", fail)
 
     engine = FaceEngine(
         EngineConfig(weights_path=weights_file[0], model_id="test-untrained", device="cpu", onnx_cache_dir=tmp_path)
@@ -245,9 +246,9 @@ def test_engine_with_onnx_backend_refuses_to_start_when_onnx_fails(
     weights_file: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fail(*args: object, **kwargs: object) -> None:
-        raise onnx_embedder.OnnxModelError("export failed for the test")
+        raise onnx_cache.OnnxModelError("export failed for the test")
 
-    monkeypatch.setattr(onnx_embedder, "export_onnx", fail)
+    monkeypatch.setattr(onnx_cache, "export_model", fail)
 
     with pytest.raises(WeightsUnavailableError, match="ONNX embedding model failed: export failed for the test"):
         FaceEngine(
