@@ -50,7 +50,7 @@ import torch
 from facenet_pytorch import MTCNN, InceptionResnetV1
 from PIL import Image
 
-from app.config import VGGFACE2_WEIGHTS_FILENAME, VGGFACE2_WEIGHTS_SHA256
+from app.config import VGGFACE2_WEIGHTS_FILENAME, VGGFACE2_WEIGHTS_SHA256, Settings
 from benchmarks.common import BenchmarkError, run_main, write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -733,12 +733,18 @@ def run_benchmark(args: argparse.Namespace) -> int:
         }
         for s in service
     ]
+    detect_max_side = os.environ.get("FACEREC_DETECT_MAX_SIDE", Settings.model_fields["detect_max_side"].default)
+    detector_min_face = os.environ.get(
+        "FACEREC_DETECTOR_MIN_FACE_PX", Settings.model_fields["detector_min_face_px"].default
+    )
     notes = [
         "Latency is per image, measured by the client: for the service from sending the request to reading the "
         "response (decode, detect, embed, pgvector search, HTTP); for the library from the bytes in memory to "
         "the numpy ranking.",
-        "The service downscales images to FACEREC_DETECT_MAX_SIDE (1280 px) before detection and applies EXIF "
-        "orientation; the plain loop detects at full size. Both embed at most the faces found (service: up to 10).",
+        f"The service downscales images to FACEREC_DETECT_MAX_SIDE ({detect_max_side} px) and looks for faces "
+        f"from FACEREC_DETECTOR_MIN_FACE_PX ({detector_min_face} px) there, and applies EXIF orientation; the "
+        "plain loop detects at full size with MTCNN's default 20 px minimum. Both embed at most the faces found "
+        "(service: up to 10).",
         "Top-1 accuracy counts probes that are not gallery photos and whose identity was enrolled.",
     ]
     if weights.untrained:
