@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from app.config import Settings
+from app.db.hnsw import HnswOptions
 from app.db.session import Database
 from app.errors import FacerecError, WeightsUnavailableError
 
@@ -59,11 +60,27 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     from app.db import session as db
 
     with _database_url(settings) as url:
+        if args.db_command == "reindex":
+            return _reindex(url, settings)
         if args.db_command == "upgrade":
-            db.upgrade(url, revision=args.revision)
+            db.upgrade(url, revision=args.revision, hnsw=HnswOptions.of(settings))
         else:
             db.downgrade(url, revision=args.revision)
     print(f"database schema {args.db_command}d to {args.revision}")
+    return 0
+
+
+def _reindex(url: str, settings: Settings) -> int:
+    from app.db import hnsw
+    from app.db.session import normalise_url
+
+    try:
+        before, seconds = hnsw.rebuild(normalise_url(url), HnswOptions.of(settings))
+    except LookupError as error:
+        print(f"facerec: {error}", file=sys.stderr)
+        return 1
+    was = before.sql() if before else "no options"
+    print(f"HNSW index rebuilt with {HnswOptions.of(settings).sql()} (was {was}) in {seconds:.1f}s")
     return 0
 
 
@@ -80,7 +97,7 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
             connect_timeout_s=settings.db_connect_timeout_s,
             statement_timeout_s=settings.db_statement_timeout_s,
         )
-        database = db.Database(engine, url=url)
+        database = db.Database(engine, url=url, hnsw=HnswOptions.of(settings))
         try:
             await asyncio.wait_for(database.prepare(migrate=settings.migrate_on_start), timeout=120)
             yield database
@@ -237,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = database.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="migrate to the latest schema").add_argument("--revision", default="head")
     db_commands.add_parser("downgrade", help="migrate down").add_argument("--revision", default="base")
+    db_commands.add_parser(
+        "reindex", help="rebuild the HNSW index with FACEREC_HNSW_M and FACEREC_HNSW_EF_CONSTRUCTION (searches go on)"
+    )
 
     models = commands.add_parser("models", help="model weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)

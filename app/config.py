@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(
         default=80, ge=1, le=1000, description="pgvector hnsw.ef_search: recall vs. speed of 1:N search."
     )
+    hnsw_m: int = Field(
+        default=16,
+        ge=2,
+        le=100,
+        description="HNSW graph degree: set by `facerec db upgrade` on an empty gallery, else `facerec db reindex`.",
+    )
+    hnsw_ef_construction: int = Field(
+        default=64,
+        ge=4,
+        le=1000,
+        description="HNSW build-time candidate list, at least 2 x FACEREC_HNSW_M; applied like FACEREC_HNSW_M.",
+    )
 
     # Model
     weights_path: Path | None = Field(
@@ -174,6 +186,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _lowercase_hash(self) -> Settings:
         self.weights_sha256 = self.weights_sha256.lower()
+        return self
+
+    @model_validator(mode="after")
+    def _hnsw_options_fit_pgvector(self) -> Settings:
+        if self.hnsw_ef_construction < 2 * self.hnsw_m:
+            raise ValueError("FACEREC_HNSW_EF_CONSTRUCTION must be at least 2 x FACEREC_HNSW_M (a pgvector rule)")
         return self
 
     @property

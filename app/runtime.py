@@ -18,6 +18,7 @@ from sqlalchemy import text
 from app.config import Settings
 from app.db import session as db
 from app.db.embedded import EmbeddedPostgres
+from app.db.hnsw import HnswOptions
 from app.db.session import Database
 from app.services.access import AuditService, KeyService, Scope
 from app.services.batching import EmbeddingBatcher
@@ -115,7 +116,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             statement_timeout_s=settings.db_statement_timeout_s,
         )
         stack.push_async_callback(db_engine.dispose)
-        database = db.Database(db_engine, url=url)
+        database = db.Database(db_engine, url=url, hnsw=HnswOptions.of(settings))
         preparation = asyncio.create_task(database.prepare(migrate=settings.migrate_on_start))
         stack.push_async_callback(_cancel, preparation)
         pool = InferencePool(

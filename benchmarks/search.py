@@ -7,7 +7,8 @@ this
      samples each) whose variance lies mostly in a low-dimensional subspace, plus isotropic noise;
   2. bulk loads it with binary COPY into a `faces`-like table (vector(512), PLAIN storage) and
      times the load;
-  3. builds the service's HNSW index (m 16, ef_construction 64, vector_cosine_ops) and times it;
+  3. builds the service's HNSW index (vector_cosine_ops; m and ef_construction as given, by default
+     the service's 16 and 64) and times it;
   4. for each hnsw.ef_search, runs probes that are fresh noisy samples of enrolled identities and
      reports the top-1 hit rate (the true identity first), recall@10 against exact search
      (numpy, over the same float32 vectors) and client-side latency p50/p95/p99, both for a plain
@@ -46,6 +47,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from app.db.embedded import EmbeddedPostgres
+from app.db.hnsw import HnswOptions
 from benchmarks.common import BenchmarkError, run_main, write_report
 from benchmarks.identify_throughput import cpu_model, git_commit
 
@@ -213,7 +215,7 @@ def bulk_load(
 
 
 def build_index(
-    connection: psycopg.Connection[Any], *, maintenance_work_mem: str, parallel_workers: int
+    connection: psycopg.Connection[Any], *, options: HnswOptions, maintenance_work_mem: str, parallel_workers: int
 ) -> dict[str, Any]:
     connection.execute(f"SET maintenance_work_mem = '{maintenance_work_mem}'")
     connection.execute(f"SET max_parallel_maintenance_workers = {parallel_workers:d}")
@@ -221,8 +223,7 @@ def build_index(
     connection.add_notice_handler(lambda diagnostic: notices.append(str(diagnostic.message_primary)))
     started = time.perf_counter()
     connection.execute(
-        f"CREATE INDEX {INDEX_NAME} ON faces USING hnsw (embedding vector_cosine_ops) "
-        "WITH (m = 16, ef_construction = 64)"
+        f"CREATE INDEX {INDEX_NAME} ON faces USING hnsw (embedding vector_cosine_ops) WITH ({options.sql()})"
     )
     connection.commit()
     build_s = time.perf_counter() - started
@@ -374,7 +375,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"heap {mib(index['heap_bytes'])} MiB"
     )
     print(
-        f"HNSW (m 16, ef_construction 64): built in {index['build_s']:.1f}s, {mib(index['index_bytes'])} MiB "
+        f"HNSW ({index['options']}): built in {index['build_s']:.1f}s, {mib(index['index_bytes'])} MiB "
         f"(maintenance_work_mem {index['maintenance_work_mem']}, "
         f"{index['max_parallel_maintenance_workers']} parallel workers)"
     )
@@ -438,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--million", action="store_true", help="a gallery of 1,000,000 faces")
     parser.add_argument("--samples-per-identity", type=positive_int, default=5, help="faces per identity")
     parser.add_argument("--probes", type=positive_int, default=1000, help="probe queries per ef_search")
+    parser.add_argument("--m", type=positive_int, default=16, help="HNSW m (FACEREC_HNSW_M)")
+    parser.add_argument(
+        "--ef-construction", type=positive_int, default=64, help="HNSW ef_construction (FACEREC_HNSW_EF_CONSTRUCTION)"
+    )
     parser.add_argument("--ef-search", type=parse_ints, default=[20, 40, 80, 160], help="e.g. 20,40,80,160")
     parser.add_argument("--seqscan-probes", type=int, default=20, help="exact searches timed in Postgres")
     parser.add_argument("--subspace-dim", type=positive_int, default=96, help="dimensions holding most variance")
@@ -490,9 +495,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
         )
         print(f"loaded {n:,} rows with COPY BINARY in {load_s:.1f}s (+{generate_s:.1f}s generating)")
         connection.autocommit = True
+        options = HnswOptions(m=args.m, ef_construction=args.ef_construction)
         index = build_index(
-            connection, maintenance_work_mem=maintenance_work_mem, parallel_workers=args.parallel_workers
+            connection,
+            options=options,
+            maintenance_work_mem=maintenance_work_mem,
+            parallel_workers=args.parallel_workers,
         )
+        index["options"] = options.sql()
         print(f"HNSW index built in {index['build_s']:.1f}s: {mib(index['index_bytes'])} MiB")
         for notice in index["notices"]:
             print(f"  notice: {notice}")

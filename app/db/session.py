@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, create_engine, exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.db.hnsw import HnswOptions, apply_if_empty
 from app.errors import DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -61,9 +62,10 @@ def is_connection_error(error: BaseException) -> bool:
 class Database:
     """The engine, its sessions, and whether the schema is known to be ready for queries."""
 
-    def __init__(self, engine: AsyncEngine, *, url: str) -> None:
+    def __init__(self, engine: AsyncEngine, *, url: str, hnsw: HnswOptions | None = None) -> None:
         self.engine = engine
         self.url = url
+        self.hnsw = hnsw or HnswOptions()
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._ready = asyncio.Event()
         self.waiting_for = "the first connection"
@@ -102,7 +104,7 @@ class Database:
         while True:
             try:
                 if migrate:
-                    await asyncio.to_thread(upgrade, self.url)
+                    await asyncio.to_thread(upgrade, self.url, hnsw=self.hnsw)
                 else:
                     async with self.engine.connect() as connection:
                         await connection.execute(text("SELECT 1"))
@@ -135,8 +137,11 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(url: str, *, revision: str = "head") -> None:
-    """Migrate the schema, holding an advisory lock so that concurrent starters take turns."""
+def upgrade(url: str, *, revision: str = "head", hnsw: HnswOptions | None = None) -> None:
+    """Migrate the schema, holding an advisory lock so that concurrent starters take turns.
+
+    At head, the HNSW index is rebuilt with `hnsw` if it differs and the gallery is empty.
+    """
     engine = create_engine(normalise_url(url), poolclass=None)
     try:
         with engine.connect() as connection:
@@ -145,6 +150,8 @@ def upgrade(url: str, *, revision: str = "head") -> None:
                 config = alembic_config(url)
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
+                if revision == "head":
+                    apply_if_empty(connection, hnsw or HnswOptions())
                 connection.commit()
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
