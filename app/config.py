@@ -92,7 +92,11 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Inference device: auto uses CUDA when available."
     )
-    torch_threads: int = Field(default=0, ge=0, description="torch intra-op threads; 0 = one per core.")
+    torch_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads each model call uses (torch and ONNX Runtime); 0 = cores / FACEREC_INFERENCE_WORKERS.",
+    )
     embedding_backend: Literal["auto", "torch", "onnx"] = Field(
         default="auto",
         description="What embeds faces: auto = ONNX Runtime on CPU (FACEREC_TORCH_THREADS threads), torch on CUDA. "
@@ -103,7 +107,9 @@ class Settings(BaseSettings):
         description="What runs MTCNN: auto = ONNX Runtime on CPU (same faces as torch, about twice as fast), "
         "torch on CUDA. The ONNX export is cached in model_dir/onnx.",
     )
-    inference_workers: int = Field(default=1, ge=1, le=64, description="Threads running inference.")
+    inference_workers: int = Field(
+        default=0, ge=0, le=64, description="Model calls run at once (threads); 0 = one per core."
+    )
     embed_max_batch: int = Field(
         default=16, ge=1, le=256, description="Most faces, from concurrent requests, embedded in one model call."
     )

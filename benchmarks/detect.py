@@ -39,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "detect.json"
 LARGE_SIDE = 600
 CONFIDENT = 0.9
+WARMUP = 5  # untimed photos per setting: the first calls into a fresh detector are slow
 REFERENCE = ("torch", 1 << 20, 20)
 
 Boxes = np.ndarray
@@ -93,6 +94,8 @@ def run_setting(detect: Detect, photos: Sequence[Photo], max_side: int) -> tuple
     """Milliseconds per photo, and what was found, in original pixels."""
     times: list[float] = []
     found: list[tuple[Boxes, Any]] = []
+    for photo in photos[:WARMUP]:
+        detect(downscale(photo.image, max_side=max_side)[0])
     for photo in photos:
         small, scale = downscale(photo.image, max_side=max_side)
         started = time.perf_counter()

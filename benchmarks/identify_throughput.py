@@ -72,8 +72,9 @@ CONTROLLED_ENV = frozenset(
         "FACEREC_WEIGHTS_PATH",
         "FACEREC_WEIGHTS_SHA256",
         "FACEREC_ALLOW_DOWNLOAD",
-        "FACEREC_TORCH_THREADS",
         "FACEREC_DEVICE",
+        "FACEREC_RATE_LIMIT_IDENTIFY_PER_MINUTE",
+        "FACEREC_RATE_LIMIT_ENROLL_PER_MINUTE",
     }
 )
 UNTRAINED_NOTE = (
@@ -266,7 +267,7 @@ def log_tail(path: Path, *, lines: int = 40) -> str:
 
 
 def service_environment(
-    *, port: int, data_dir: Path, weights: Weights, threads: int, device: str
+    *, port: int, data_dir: Path, weights: Weights, device: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """The subprocess environment, and the FACEREC_* settings in it that this script did not choose."""
     env = {key: value for key, value in os.environ.items() if key not in CONTROLLED_ENV}
@@ -280,8 +281,10 @@ def service_environment(
             "FACEREC_WEIGHTS_PATH": str(weights.path),
             "FACEREC_WEIGHTS_SHA256": weights.sha256,
             "FACEREC_ALLOW_DOWNLOAD": "false",
-            "FACEREC_TORCH_THREADS": str(threads),
             "FACEREC_DEVICE": device,
+            # Throughput, not the per-key limiter, is measured: one key sends every request.
+            "FACEREC_RATE_LIMIT_IDENTIFY_PER_MINUTE": "0",
+            "FACEREC_RATE_LIMIT_ENROLL_PER_MINUTE": "0",
         }
     )
     return env, passed_through
@@ -345,15 +348,13 @@ def stop_service(process: subprocess.Popen[bytes], *, pgdata: Path, timeout_s: f
 
 @contextmanager
 def running_service(
-    *, work_dir: Path, weights: Weights, threads: int, device: str, startup_timeout_s: float, shutdown_timeout_s: float
+    *, work_dir: Path, weights: Weights, device: str, startup_timeout_s: float, shutdown_timeout_s: float
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """`facerec serve` on a free port with its own embedded Postgres; yields its URL and passed-through settings."""
     port = free_port()
     data_dir = work_dir / "data"
     log_path = work_dir / "service.log"
-    env, passed_through = service_environment(
-        port=port, data_dir=data_dir, weights=weights, threads=threads, device=device
-    )
+    env, passed_through = service_environment(port=port, data_dir=data_dir, weights=weights, device=device)
     # `uv run facerec serve` is this interpreter running app.cli. The working directory is the
     # temporary one so that a .env in the checkout cannot point the service at another database.
     # Its own session, so that a Ctrl-C here reaches it once, as our SIGTERM, not twice.
@@ -454,7 +455,6 @@ def benchmark_service(
     with running_service(
         work_dir=work_dir,
         weights=weights,
-        threads=args.threads,
         device=args.device,
         startup_timeout_s=args.startup_timeout,
         shutdown_timeout_s=args.shutdown_timeout,
@@ -671,9 +671,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=positive_int, help="probe at most N images (a seeded random sample)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument(
-        "--concurrency", type=parse_concurrency, default=[1, 4, 8], help="client concurrencies, e.g. 1,4,8"
+        "--concurrency", type=parse_concurrency, default=[1, 4, 8, 16], help="client concurrencies, e.g. 1,4,8,16"
     )
-    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1, help="torch threads, both sides")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=torch.get_num_threads(),
+        help="torch threads of the plain loop (default: torch's own choice); the service uses its settings "
+        "(FACEREC_INFERENCE_WORKERS, FACEREC_TORCH_THREADS from the environment, else its defaults)",
+    )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="both sides")
     env_weights = os.environ.get("FACEREC_WEIGHTS_PATH")
     parser.add_argument(
@@ -699,7 +705,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     print(
         f"{len(photos)} identities in {faces_dir}; {len(probes)} probe images; concurrency {args.concurrency}; "
-        f"{args.threads} torch threads per side; device {device}"
+        f"{args.threads} torch threads in the plain loop; device {device}"
     )
 
     with tempfile.TemporaryDirectory(prefix="facerec-bench-", ignore_cleanup_errors=True) as temp:
@@ -758,7 +764,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
             "limit": args.limit,
             "seed": args.seed,
             "concurrency": args.concurrency,
-            "torch_threads": args.threads,
+            "library_torch_threads": args.threads,
             "device": args.device,
             "warmup": args.warmup,
             "service_command": [sys.executable, "-m", "app.cli", "serve"],

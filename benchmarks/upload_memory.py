@@ -382,7 +382,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repeat", type=int, default=3, help="requests per case (the table shows the highest peak)")
     parser.add_argument("--body-mb", type=int, default=50, help="size of the oversized body, in MB (10^6 bytes)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of the service")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="the service's device")
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="how long idle RSS is sampled")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
@@ -405,7 +404,6 @@ def run_benchmark(args: argparse.Namespace) -> int:
         with running_service(
             work_dir=work_dir,
             weights=weights,
-            threads=args.threads,
             device=args.device,
             startup_timeout_s=args.startup_timeout,
             shutdown_timeout_s=args.shutdown_timeout,
@@ -427,7 +425,6 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "settings": {
             "repeat": args.repeat,
             "body_bytes": body_bytes,
-            "torch_threads": args.threads,
             "device": args.device,
             "service_command": [sys.executable, "-m", "app.cli", "serve"],
             "service_settings_passed_through": passed_through,

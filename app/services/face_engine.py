@@ -66,7 +66,8 @@ class EngineConfig:
     weights_path: Path
     model_id: str
     device: str = "auto"
-    torch_threads: int = 0
+    torch_threads: int = 0  # per detection call, and torch's; 0 = torch's default, one per core
+    embed_threads: int = 0  # of the ONNX embedder, which runs one batch at a time; 0 = one per core
     detector_min_face_px: int = 40
     detect_max_side: int = 800
     # auto: ONNX Runtime on the CPU, torch on CUDA. The ONNX exports are cached in onnx_cache_dir
@@ -138,7 +139,7 @@ class FaceEngine:
                 embedder,
                 weights_sha256=config.weights_sha256 or sha256_of(config.weights_path),
                 cache_dir=cache_dir,
-                threads=threads,
+                threads=config.embed_threads,
             ),
         )
         self._onnx_detector = self._optional_onnx(
@@ -180,8 +181,8 @@ class FaceEngine:
         """Every face in the image, largest first, in original-image pixels."""
         small, scale = downscale(image, max_side=self.config.detect_max_side)
         if self._onnx_detector is not None:
-            with self._detect_lock:
-                found = self._onnx_detector.detect(small)
+            # No lock: ONNX Runtime sessions run concurrently, each call on its own few threads.
+            found = self._onnx_detector.detect(small)
             boxes, probs, points = found.boxes, found.probabilities, found.landmarks
         else:
             with self._detect_lock, torch.inference_mode():
