@@ -82,6 +82,7 @@ def build_face_engine(settings: Settings) -> FaceEngine:
             detect_max_side=settings.detect_max_side,
             embedding_backend=settings.embedding_backend,
             detector_backend=settings.detector_backend,
+            embedding_precision=settings.embedding_precision,
             onnx_cache_dir=settings.model_dir / "onnx",
             weights_sha256=settings.weights_sha256,  # resolve_weights has just verified the file against it
         )

@@ -25,7 +25,7 @@ from app.errors import WeightsUnavailableError
 from app.services.images import downscale
 from app.services.onnx_cache import OnnxModelError
 from app.services.onnx_detector import OnnxMtcnn
-from app.services.onnx_embedder import OnnxEmbedder
+from app.services.onnx_embedder import OnnxEmbedder, Precision
 from app.services.weights import sha256_of
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class EngineConfig:
     # (default: an `onnx` folder beside the weights) under the SHA-256 of the weights they hold.
     embedding_backend: Backend = "auto"
     detector_backend: Backend = "auto"
+    # int8: the model `facerec models quantize` made, on ONNX Runtime; no fallback to fp32.
+    embedding_precision: Precision = "fp32"
     onnx_cache_dir: Path | None = None
     weights_sha256: str | None = None  # of weights_path, when the caller has verified it; else hashed here
 
@@ -129,6 +131,13 @@ class FaceEngine:
             post_process=True,
             device=self.device,
         ).eval()
+        if config.embedding_precision == "int8" and (
+            config.embedding_backend == "torch" or (config.embedding_backend == "auto" and self.device.type != "cpu")
+        ):
+            raise WeightsUnavailableError(
+                "facerec cannot start: FACEREC_EMBEDDING_PRECISION=int8 runs on ONNX Runtime on the CPU only; "
+                "set FACEREC_DEVICE=cpu or use fp32."
+            )
         embedder = load_embedder(config.weights_path, device=self.device)
         cache_dir = config.onnx_cache_dir or config.weights_path.parent / "onnx"
         threads = config.torch_threads
@@ -140,7 +149,9 @@ class FaceEngine:
                 weights_sha256=config.weights_sha256 or sha256_of(config.weights_path),
                 cache_dir=cache_dir,
                 threads=config.embed_threads,
+                precision=config.embedding_precision,
             ),
+            fallback=config.embedding_precision == "fp32",
         )
         self._onnx_detector = self._optional_onnx(
             config.detector_backend,
@@ -165,14 +176,16 @@ class FaceEngine:
             self.embedding_backend,
         )
 
-    def _optional_onnx(self, wanted: Backend, what: str, build: Callable[[], _Model]) -> _Model | None:
+    def _optional_onnx(
+        self, wanted: Backend, what: str, build: Callable[[], _Model], *, fallback: bool = True
+    ) -> _Model | None:
         """The ONNX Runtime model when the backend asks for it; auto falls back to torch if it fails."""
         if wanted == "torch" or (wanted == "auto" and self.device.type != "cpu"):
             return None
         try:
             return build()
         except (OnnxModelError, OSError) as error:
-            if wanted == "onnx":
+            if wanted == "onnx" or not fallback:
                 raise WeightsUnavailableError(f"facerec cannot start: the ONNX {what} model failed: {error}") from None
             logger.warning("%s with torch: the ONNX %s model failed (%s)", what, what, error)
             return None
