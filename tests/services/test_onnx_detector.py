@@ -22,7 +22,6 @@ from torch.nn.functional import interpolate
 from torchvision.ops import nms
 
 from app.errors import WeightsUnavailableError
-from app.services import onnx_cache
 from app.services.face_engine import Backend, EngineConfig, FaceEngine
 from app.services.images import ImageLimits, decode_image, downscale
 from app.services.onnx_cache import cache_problem, export_count
@@ -289,25 +288,15 @@ def test_engine_on_cpu_detects_with_onnx_by_default_and_finds_what_torch_finds(
 
 
 def test_engine_with_auto_backend_detects_with_torch_when_onnx_fails(
-    weights_file: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    weights_file: tuple[Path, str], tmp_path: Path, failing_onnx_export: None
 ) -> None:
-    def fail(*args: object, **kwargs: object) -> None:
-        raise onnx_cache.OnnxModelError("export failed for the test")
-
-    monkeypatch.setattr(onnx_cache, "export_model", fail)
-
     engine = FaceEngine(engine_config(weights_file, tmp_path))
 
     assert engine.detector_backend == "torch"
 
 
 def test_engine_with_onnx_detector_backend_refuses_to_start_when_onnx_fails(
-    weights_file: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    weights_file: tuple[Path, str], tmp_path: Path, failing_onnx_export: None
 ) -> None:
-    def fail(*args: object, **kwargs: object) -> None:
-        raise onnx_cache.OnnxModelError("export failed for the test")
-
-    monkeypatch.setattr(onnx_cache, "export_model", fail)
-
     with pytest.raises(WeightsUnavailableError, match="ONNX detection model failed: export failed for the test"):
         FaceEngine(engine_config(weights_file, tmp_path, detector_backend="onnx"))

@@ -16,7 +16,6 @@ import torch
 from facenet_pytorch import InceptionResnetV1
 
 from app.errors import WeightsUnavailableError
-from app.services import onnx_cache
 from app.services.face_engine import EngineConfig, FaceEngine, face_crops, load_embedder
 from app.services.images import ImageLimits, decode_image
 from app.services.onnx_cache import cache_problem, export_count
@@ -228,13 +227,8 @@ def test_engine_on_cpu_embeds_with_onnx_by_default_and_matches_torch_engine(
 
 
 def test_engine_with_auto_backend_falls_back_to_torch_when_onnx_fails(
-    weights_file: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    weights_file: tuple[Path, str], tmp_path: Path, failing_onnx_export: None
 ) -> None:
-    def fail(*args: object, **kwargs: object) -> None:
-        raise onnx_cache.OnnxModelError("export failed for the test")
-
-    monkeypatch.setattr(onnx_cache, "export_model", fail)
-
     engine = FaceEngine(
         EngineConfig(weights_path=weights_file[0], model_id="test-untrained", device="cpu", onnx_cache_dir=tmp_path)
     )
@@ -243,13 +237,8 @@ def test_engine_with_auto_backend_falls_back_to_torch_when_onnx_fails(
 
 
 def test_engine_with_onnx_backend_refuses_to_start_when_onnx_fails(
-    weights_file: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    weights_file: tuple[Path, str], tmp_path: Path, failing_onnx_export: None
 ) -> None:
-    def fail(*args: object, **kwargs: object) -> None:
-        raise onnx_cache.OnnxModelError("export failed for the test")
-
-    monkeypatch.setattr(onnx_cache, "export_model", fail)
-
     with pytest.raises(WeightsUnavailableError, match="ONNX embedding model failed: export failed for the test"):
         FaceEngine(
             EngineConfig(
