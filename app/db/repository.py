@@ -100,6 +100,12 @@ async def add_face(
     return existing, False
 
 
+_SEARCH_SETTINGS = text(
+    "SELECT set_config('hnsw.ef_search', :ef_search, true), "
+    + "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+)
+
+
 async def nearest_subjects(
     session: AsyncSession,
     *,
@@ -113,8 +119,8 @@ async def nearest_subjects(
     face_limit = min(1000, max(64, top_k * 16))
     # SET LOCAL lasts for this transaction only. Iterative scans (pgvector 0.8) keep walking the
     # graph when the collection/model filter discards candidates, instead of returning too few.
-    await session.execute(text(f"SET LOCAL hnsw.ef_search = {max(ef_search, face_limit):d}"))
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    # One round trip for both: set_config(..., true) is SET LOCAL.
+    await session.execute(_SEARCH_SETTINGS, {"ef_search": str(max(ef_search, face_limit))})
     distance = Face.embedding.cosine_distance(embedding)
     nearest_faces = (
         select(Face.subject_id, distance.label("distance"))
