@@ -79,6 +79,7 @@ ARG WEIGHTS_SHA256
 ENV FACEREC_WEIGHTS_URL=${WEIGHTS_URL} \
     FACEREC_WEIGHTS_SHA256=${WEIGHTS_SHA256} \
     FACEREC_WEIGHTS_PATH=/models/20180402-114759-vggface2.pt \
+    FACEREC_MODEL_DIR=/models \
     FACEREC_ALLOW_DOWNLOAD=false \
     FACEREC_DEVICE=cpu
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -86,6 +87,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # (a supplied file is checked the same way); the download is cached across builds per hash. Then
 # the service's own start-up path (hash check, torch.load(weights_only=True), strict
 # load_state_dict, MTCNN) must load it, or the build fails here rather than the container later.
+# Loading also exports the ONNX Runtime models (embedder, MTCNN) to /models/onnx, checked against
+# torch: the image carries them, so a container starts without re-exporting (about 35 s).
 RUN --mount=type=cache,target=/root/.cache/facerec-weights \
     --mount=type=bind,from=weights,target=/weights-supplied \
     if [ -f /weights-supplied/20180402-114759-vggface2.pt ]; then \
@@ -113,6 +116,7 @@ ENV PATH=/app/.venv/bin:${PATH} \
     FACEREC_PORT=8000 \
     FACEREC_WEIGHTS_PATH=/models/20180402-114759-vggface2.pt \
     FACEREC_WEIGHTS_SHA256=${WEIGHTS_SHA256} \
+    FACEREC_MODEL_DIR=/models \
     FACEREC_ALLOW_DOWNLOAD=false
 WORKDIR /app
 USER 10001:10001

@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     )
     embedding_backend: Literal["auto", "torch", "onnx"] = Field(
         default="auto",
-        description="What embeds faces: auto = ONNX Runtime on CPU (FACEREC_TORCH_THREADS threads), torch on CUDA. "
-        "The ONNX export is cached in model_dir/onnx.",
+        description="What embeds faces: auto = ONNX Runtime on CPU (every core, or FACEREC_TORCH_THREADS), "
+        "torch on CUDA. The ONNX export is cached in model_dir/onnx.",
     )
     embedding_precision: Literal["fp32", "int8"] = Field(
         default="fp32",

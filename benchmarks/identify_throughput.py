@@ -355,6 +355,16 @@ def running_service(
     data_dir = work_dir / "data"
     log_path = work_dir / "service.log"
     env, passed_through = service_environment(port=port, data_dir=data_dir, weights=weights, device=device)
+    if env.get("FACEREC_EMBEDDING_PRECISION") == "int8":
+        # The opt-in int8 embedder must be made first, as the README says, from face photos.
+        print(f"making the int8 embedder: facerec models quantize {DEFAULT_FACES_DIR}")
+        subprocess.run(
+            [sys.executable, "-m", "app.cli", "models", "quantize", str(DEFAULT_FACES_DIR)],
+            cwd=work_dir,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     # `uv run facerec serve` is this interpreter running app.cli. The working directory is the
     # temporary one so that a .env in the checkout cannot point the service at another database.
     # Its own session, so that a Ctrl-C here reaches it once, as our SIGTERM, not twice.
