@@ -348,7 +348,13 @@ def stop_service(process: subprocess.Popen[bytes], *, pgdata: Path, timeout_s: f
 
 @contextmanager
 def running_service(
-    *, work_dir: Path, weights: Weights, device: str, startup_timeout_s: float, shutdown_timeout_s: float
+    *,
+    work_dir: Path,
+    weights: Weights,
+    device: str,
+    startup_timeout_s: float,
+    shutdown_timeout_s: float,
+    faces_dir: Path = DEFAULT_FACES_DIR,
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """`facerec serve` on a free port with its own embedded Postgres; yields its URL and passed-through settings."""
     port = free_port()
@@ -357,9 +363,9 @@ def running_service(
     env, passed_through = service_environment(port=port, data_dir=data_dir, weights=weights, device=device)
     if env.get("FACEREC_EMBEDDING_PRECISION") == "int8":
         # The opt-in int8 embedder must be made first, as the README says, from face photos.
-        print(f"making the int8 embedder: facerec models quantize {DEFAULT_FACES_DIR}")
+        print(f"making the int8 embedder: facerec models quantize {faces_dir}")
         subprocess.run(
-            [sys.executable, "-m", "app.cli", "models", "quantize", str(DEFAULT_FACES_DIR)],
+            [sys.executable, "-m", "app.cli", "models", "quantize", str(faces_dir)],
             cwd=work_dir,
             env=env,
             check=True,
@@ -468,6 +474,7 @@ def benchmark_service(
         device=args.device,
         startup_timeout_s=args.startup_timeout,
         shutdown_timeout_s=args.shutdown_timeout,
+        faces_dir=args.faces.expanduser().resolve(),
     ) as (base_url, passed_through):
         limits = httpx.Limits(max_connections=max(concurrencies), max_keepalive_connections=max(concurrencies))
         # Authentication stays on, as in production: the key check is part of every request's cost.
