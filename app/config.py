@@ -52,16 +52,19 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Longest a single SQL statement may run before Postgres cancels it."
     )
     hnsw_ef_search: int = Field(
-        default=80, ge=1, le=1000, description="pgvector hnsw.ef_search: recall vs. speed of 1:N search."
+        default=64,
+        ge=1,
+        le=1000,
+        description="pgvector hnsw.ef_search: recall vs. speed of 1:N search (identify uses at least 64).",
     )
     hnsw_m: int = Field(
-        default=16,
+        default=24,
         ge=2,
         le=100,
         description="HNSW graph degree: set by `facerec db upgrade` on an empty gallery, else `facerec db reindex`.",
     )
     hnsw_ef_construction: int = Field(
-        default=64,
+        default=100,
         ge=4,
         le=1000,
         description="HNSW build-time candidate list, at least 2 x FACEREC_HNSW_M; applied like FACEREC_HNSW_M.",

@@ -8,7 +8,7 @@ this
   2. bulk loads it with binary COPY into a `faces`-like table (vector(512), PLAIN storage) and
      times the load;
   3. builds the service's HNSW index (vector_cosine_ops; m and ef_construction as given, by default
-     the service's 16 and 64) and times it;
+     the service's FACEREC_HNSW_M and FACEREC_HNSW_EF_CONSTRUCTION defaults) and times it;
   4. for each hnsw.ef_search, runs probes that are fresh noisy samples of enrolled identities and
      reports the top-1 hit rate (the true identity first), recall@10 against exact search
      (numpy, over the same float32 vectors) and client-side latency p50/p95/p99, both for a plain
@@ -46,6 +46,7 @@ import numpy.typing as npt
 import psycopg
 from pgvector.psycopg import register_vector
 
+from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.hnsw import HnswOptions
 from benchmarks.common import BenchmarkError, run_main, write_report
@@ -439,9 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--million", action="store_true", help="a gallery of 1,000,000 faces")
     parser.add_argument("--samples-per-identity", type=positive_int, default=5, help="faces per identity")
     parser.add_argument("--probes", type=positive_int, default=1000, help="probe queries per ef_search")
-    parser.add_argument("--m", type=positive_int, default=16, help="HNSW m (FACEREC_HNSW_M)")
     parser.add_argument(
-        "--ef-construction", type=positive_int, default=64, help="HNSW ef_construction (FACEREC_HNSW_EF_CONSTRUCTION)"
+        "--m", type=positive_int, default=Settings.model_fields["hnsw_m"].default, help="HNSW m (FACEREC_HNSW_M)"
+    )
+    parser.add_argument(
+        "--ef-construction",
+        type=positive_int,
+        default=Settings.model_fields["hnsw_ef_construction"].default,
+        help="HNSW ef_construction (FACEREC_HNSW_EF_CONSTRUCTION)",
     )
     parser.add_argument("--ef-search", type=parse_ints, default=[20, 40, 80, 160], help="e.g. 20,40,80,160")
     parser.add_argument("--seqscan-probes", type=int, default=20, help="exact searches timed in Postgres")
