@@ -71,13 +71,14 @@ class ProcessModel:
 def build_face_engine(settings: Settings) -> FaceEngine:
     """Resolve and verify the weights, then load the models; raises WeightsUnavailableError."""
     path = resolve_weights(weights_source(settings), allow_download=settings.allow_download)
+    process = ProcessModel.of(settings)
     return FaceEngine(
         EngineConfig(
             weights_path=path,
             model_id=settings.model_id,
             device=settings.device,
-            torch_threads=ProcessModel.of(settings).threads_per_call,
-            embed_threads=ProcessModel.of(settings).embed_threads,
+            torch_threads=process.threads_per_call,
+            embed_threads=process.embed_threads,
             detector_min_face_px=settings.detector_min_face_px,
             detect_max_side=settings.detect_max_side,
             embedding_backend=settings.embedding_backend,

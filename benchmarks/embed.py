@@ -35,11 +35,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from app.services.face_engine import EngineConfig, FaceEngine, face_crops, load_embedder
-from app.services.images import ImageLimits, decode_image
+from app.services.face_engine import EngineConfig, FaceEngine, load_embedder
+from app.services.images import ImageLimits
 from app.services.onnx_embedder import OnnxEmbedder, cache_path
-from app.services.quantize import quantize_embedder
-from benchmarks.common import BenchmarkError, run_main, write_report
+from app.services.quantize import calibration_crops, quantize_embedder
+from benchmarks.common import BenchmarkError, parse_ints, run_main, write_report
 from benchmarks.identify_throughput import (
     DEFAULT_FACES_DIR,
     UNTRAINED_NOTE,
@@ -63,17 +63,10 @@ def real_crops(faces_dir: Path, *, weights_path: Path, limit: int) -> Crops:
     engine = FaceEngine(
         EngineConfig(weights_path=weights_path, model_id="bench", device="cpu", embedding_backend="torch")
     )
-    crops: list[torch.Tensor] = []
-    for photo in photos:
-        image = decode_image(photo.data, limits=ANY_SIZE)
-        faces = engine.detect(image)
-        if faces:
-            crops.append(face_crops(image, faces[:1])[0])
-        if len(crops) >= limit:
-            break
-    if not crops:
+    crops, _ = calibration_crops(engine, [faces_dir / photo.name for photo in photos], limits=ANY_SIZE, max_faces=limit)
+    if not len(crops):
         raise BenchmarkError(f"MTCNN found no face in the photos of {faces_dir}.")
-    return np.ascontiguousarray(torch.stack(crops).numpy(), dtype=np.float32)
+    return np.ascontiguousarray(crops, dtype=np.float32)
 
 
 def random_crops(count: int, *, seed: int) -> Crops:
@@ -109,16 +102,6 @@ def time_path(embed: Embed, work: Sequence[Crops], *, seconds: float, min_calls:
         "call_ms_p50": round(float(np.percentile(ms, 50)), 2),
         "call_ms_p95": round(float(np.percentile(ms, 95)), 2),
     }
-
-
-def parse_ints(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError("values must be integers >= 1")
-    return values
 
 
 def parse_paths(text: str) -> list[str]:

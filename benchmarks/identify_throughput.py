@@ -51,7 +51,7 @@ from facenet_pytorch import MTCNN, InceptionResnetV1
 from PIL import Image
 
 from app.config import VGGFACE2_WEIGHTS_FILENAME, VGGFACE2_WEIGHTS_SHA256, Settings
-from benchmarks.common import BenchmarkError, run_main, write_report
+from benchmarks.common import BenchmarkError, parse_ints, positive_int, run_main, write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FACES_DIR = REPO_ROOT.parent / "shared" / "faces"
@@ -662,23 +662,6 @@ def print_table(summaries: Sequence[RunSummary], ratios: Sequence[dict[str, Any]
 # --- the run ---------------------------------------------------------------------------------
 
 
-def parse_concurrency(text: str) -> list[int]:
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not levels or any(level < 1 for level in levels):
-        raise argparse.ArgumentTypeError("concurrency levels must be integers >= 1")
-    return levels
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.identify_throughput",
@@ -688,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=positive_int, help="probe at most N images (a seeded random sample)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument(
-        "--concurrency", type=parse_concurrency, default=[1, 4, 8, 16], help="client concurrencies, e.g. 1,4,8,16"
+        "--concurrency", type=parse_ints, default=[1, 4, 8, 16], help="client concurrencies, e.g. 1,4,8,16"
     )
     parser.add_argument(
         "--threads",

@@ -49,7 +49,7 @@ from pgvector.psycopg import register_vector
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.hnsw import HnswOptions
-from benchmarks.common import BenchmarkError, run_main, write_report
+from benchmarks.common import BenchmarkError, parse_ints, positive_int, run_main, write_report
 from benchmarks.identify_throughput import cpu_model, git_commit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -411,23 +411,6 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
-
-
-def parse_ints(text: str) -> list[int]:
-    try:
-        values = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
-    if not values or any(value < 1 for value in values):
-        raise argparse.ArgumentTypeError("values must be integers >= 1")
-    return values
 
 
 def build_parser() -> argparse.ArgumentParser:

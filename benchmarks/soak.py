@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 import torch
 
-from benchmarks.common import BenchmarkError, run_main, write_report
+from benchmarks.common import BenchmarkError, positive_int, run_main, write_report
 from benchmarks.identify_throughput import (
     DEFAULT_FACES_DIR,
     Photo,
@@ -37,7 +37,6 @@ from benchmarks.identify_throughput import (
     identify_once,
     load_photos,
     machine_info,
-    positive_int,
     prepare_weights,
     running_service,
 )

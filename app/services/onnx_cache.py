@@ -64,15 +64,37 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def temp_beside(path: Path) -> Path:
+    """An empty temporary file in path's folder, to write a model into before install()."""
+    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(descriptor)
+    return Path(temp_name)
+
+
+def install(temp: Path, path: Path, *, key_sha256: str, extra: dict[str, Any]) -> None:
+    """Move a finished model from temp to path, with the manifest cache_problem() checks."""
+    manifest = {
+        "format": CACHE_FORMAT,
+        "weights_sha256": key_sha256.lower(),
+        "onnx_sha256": sha256_of(temp),
+        **extra,
+    }
+    temp.chmod(0o644)  # mkstemp makes it owner-only; the service may run as another user
+    manifest_temp = temp.with_suffix(".json.tmp")
+    try:
+        manifest_temp.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(temp, path)
+        os.replace(manifest_temp, manifest_path(path))
+    finally:
+        manifest_temp.unlink(missing_ok=True)
+
+
 def export_model(model: torch.nn.Module, path: Path, *, key_sha256: str, spec: ExportSpec) -> None:
     """Export the model to path through a temporary file renamed into place, with its manifest."""
     global _export_count
     path.parent.mkdir(parents=True, exist_ok=True)
     cpu_model = model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(descriptor)
-    temp = Path(temp_name)
-    manifest_temp = temp.with_suffix(".json.tmp")
+    temp = temp_beside(path)
     try:
         with torch.inference_mode(False), torch.no_grad():
             torch.onnx.export(
@@ -86,21 +108,11 @@ def export_model(model: torch.nn.Module, path: Path, *, key_sha256: str, spec: E
                 dynamic_shapes=spec.dynamic_shapes,
                 verbose=False,
             )
-        manifest = {
-            "format": CACHE_FORMAT,
-            "weights_sha256": key_sha256.lower(),
-            "onnx_sha256": sha256_of(temp),
-            "torch": torch.__version__,
-        }
-        temp.chmod(0o644)  # mkstemp makes it owner-only; the service may run as another user
-        manifest_temp.write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(temp, path)
-        os.replace(manifest_temp, manifest_path(path))
+        install(temp, path, key_sha256=key_sha256, extra={"torch": torch.__version__})
     except Exception as error:
         raise OnnxModelError(f"exporting {spec.what} to ONNX failed: {error}") from error
     finally:
         temp.unlink(missing_ok=True)
-        manifest_temp.unlink(missing_ok=True)
     with _export_count_lock:
         _export_count += 1
     logger.info("exported %s to %s", spec.what, path)

@@ -8,7 +8,6 @@ also reproduce the torch model's embeddings on a fixed input before it is used.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Literal
@@ -21,13 +20,12 @@ import torch
 from app.services.onnx_cache import (
     ExportSpec,
     OnnxModelError,
+    cache_problem,
     cached_session,
     default_threads,
-    manifest_path,
     open_session,
     run_checked,
 )
-from app.services.weights import sha256_of
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +42,6 @@ INT8_SANITY_MIN_COSINE = 0.9
 Embeddings = npt.NDArray[np.float32]
 Crops = npt.NDArray[np.float32]
 Precision = Literal["fp32", "int8"]
-INT8_FORMAT = 1  # of the manifest app.services.quantize writes beside an int8 model
 
 
 def cache_path(cache_dir: Path, weights_sha256: str) -> Path:
@@ -59,17 +56,8 @@ def int8_problem(path: Path, *, weights_sha256: str) -> str | None:
     """Why the int8 model cannot be used, or None."""
     if not path.is_file():
         return f"{path} does not exist: make it with `facerec models quantize DIR` (a folder of face photos)"
-    try:
-        manifest = json.loads(manifest_path(path).read_text())
-    except (OSError, ValueError) as error:
-        return f"the manifest of {path} is unreadable ({type(error).__name__})"
-    if not isinstance(manifest, dict) or manifest.get("format") != INT8_FORMAT:
-        return f"the manifest of {path} is of another format"
-    if manifest.get("weights_sha256") != weights_sha256.lower():
-        return f"{path} was quantized from other weights"
-    if manifest.get("onnx_sha256") != sha256_of(path):
-        return f"{path} does not match its manifest (corrupt or replaced)"
-    return None
+    problem = cache_problem(path, key_sha256=weights_sha256)
+    return None if problem is None else f"{path}: {problem}"
 
 
 def _check_input() -> torch.Tensor:

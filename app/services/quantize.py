@@ -13,10 +13,7 @@ labelled pairs before relying on it.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +31,8 @@ from onnxruntime.quantization import (  # type: ignore[import-untyped]
 from app.errors import FacerecError
 from app.services.face_engine import FaceEngine, face_crops
 from app.services.images import ImageLimits, decode_image
-from app.services.onnx_cache import OnnxModelError, manifest_path, open_session
-from app.services.onnx_embedder import INT8_FORMAT, int8_path
-from app.services.weights import sha256_of
+from app.services.onnx_cache import OnnxModelError, install, open_session, temp_beside
+from app.services.onnx_embedder import int8_path
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +98,7 @@ def quantize_embedder(fp32_path: Path, *, weights_sha256: str, crops: Crops) -> 
         raise OnnxModelError(f"calibration needs at least 8 face crops, not {len(crops)}")
     calibration, held_out = crops[: len(crops) * 3 // 4], crops[len(crops) * 3 // 4 :]
     target = int8_path(fp32_path.parent, weights_sha256)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(descriptor)
-    temp = Path(temp_name)
+    temp = temp_beside(target)
     try:
         quantize_static(
             str(fp32_path),
@@ -131,18 +125,17 @@ def quantize_embedder(fp32_path: Path, *, weights_sha256: str, crops: Crops) -> 
                 f"the int8 model reproduces fp32 only to cosine {report.min_cosine:.4f} "
                 f"(< {MIN_COSINE_TO_FP32}) on held-out faces; it was not saved"
             )
-        temp.chmod(0o644)
-        manifest = {
-            "format": INT8_FORMAT,
-            "weights_sha256": weights_sha256.lower(),
-            "onnx_sha256": sha256_of(temp),
-            "calibration_crops": report.calibration_crops,
-            "checked_crops": report.checked_crops,
-            "min_cosine_to_fp32": report.min_cosine,
-            "mean_cosine_to_fp32": report.mean_cosine,
-        }
-        manifest_path(target).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(temp, target)
+        install(
+            temp,
+            target,
+            key_sha256=weights_sha256,
+            extra={
+                "calibration_crops": report.calibration_crops,
+                "checked_crops": report.checked_crops,
+                "min_cosine_to_fp32": report.min_cosine,
+                "mean_cosine_to_fp32": report.mean_cosine,
+            },
+        )
     finally:
         temp.unlink(missing_ok=True)
     logger.info("wrote %s (cosine to fp32 on held-out faces: min %.4f)", target, report.min_cosine)
