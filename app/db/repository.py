@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Row, delete, func, select, text, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Collection, Face, IdempotencyKey, Subject
-from app.db.records import CollectionRecord, DeletionCounts, FaceRecord, SubjectMatch, SubjectRecord
+from app.db.records import CollectionRecord, DeletionCounts, FaceRecord, SubjectRecord
 
 Vector = npt.NDArray[np.float32]
 
@@ -98,47 +98,6 @@ async def add_face(
     )
     assert existing is not None  # the conflicting row is visible: it blocked our insert
     return existing, False
-
-
-_SEARCH_SETTINGS = text(
-    "SELECT set_config('hnsw.ef_search', :ef_search, true), "
-    + "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-)
-
-
-async def nearest_subjects(
-    session: AsyncSession,
-    *,
-    collection_id: int,
-    model_id: str,
-    embedding: Vector,
-    top_k: int,
-    ef_search: int,
-) -> list[SubjectMatch]:
-    """The top_k subjects by best cosine similarity, through the HNSW index, grouped in SQL."""
-    face_limit = min(1000, max(64, top_k * 16))
-    # SET LOCAL lasts for this transaction only. Iterative scans (pgvector 0.8) keep walking the
-    # graph when the collection/model filter discards candidates, instead of returning too few.
-    # One round trip for both: set_config(..., true) is SET LOCAL.
-    await session.execute(_SEARCH_SETTINGS, {"ef_search": str(max(ef_search, face_limit))})
-    distance = Face.embedding.cosine_distance(embedding)
-    nearest_faces = (
-        select(Face.subject_id, distance.label("distance"))
-        .where(Face.collection_id == collection_id, Face.model_id == model_id)
-        .order_by(distance)
-        .limit(face_limit)
-        .subquery()
-    )
-    best = func.min(nearest_faces.c.distance)
-    statement = (
-        select(Subject.id, Subject.name, best.label("distance"))
-        .join(nearest_faces, nearest_faces.c.subject_id == Subject.id)
-        .group_by(Subject.id, Subject.name)
-        .order_by(best, Subject.id)
-        .limit(top_k)
-    )
-    rows = (await session.execute(statement)).all()
-    return [SubjectMatch(subject_id=row.id, name=row.name, similarity=1.0 - float(row.distance)) for row in rows]
 
 
 async def best_subject_similarity(

@@ -7,7 +7,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -56,7 +58,9 @@ def is_connection_error(error: BaseException) -> bool:
     """True for failures that mean "the database is not reachable", not "the statement is wrong"."""
     if isinstance(error, exc.DBAPIError):
         return error.connection_invalidated or isinstance(error, (exc.OperationalError, exc.InterfaceError))
-    return isinstance(error, (exc.TimeoutError, ConnectionError, OSError))
+    return isinstance(
+        error, (exc.TimeoutError, ConnectionError, OSError, psycopg.OperationalError, psycopg.InterfaceError)
+    )
 
 
 class Database:
@@ -88,8 +92,7 @@ class Database:
         Losing the database (at connect time or mid-transaction, which pre-ping cannot catch)
         becomes DatabaseUnavailableError, so callers answer 503 rather than 500.
         """
-        if not self.ready:
-            raise DatabaseUnavailableError(f"The database is not ready yet: waiting for {self.waiting_for}.")
+        self._require_ready()
         try:
             async with self._sessions() as session, session.begin():
                 yield session
@@ -97,6 +100,40 @@ class Database:
             if is_connection_error(error):
                 raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
             raise
+
+    @asynccontextmanager
+    async def driver_transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Like transaction(), on the pooled connection's bare psycopg connection, for the hot path.
+
+        The transaction begins with the first statement; it is committed when the block succeeds
+        and rolled back when it raises. A connection that failed is invalidated, not pooled again.
+        """
+        self._require_ready()
+        try:
+            async with self.engine.connect() as pooled:
+                driver = (await pooled.get_raw_connection()).driver_connection
+                if not isinstance(driver, psycopg.AsyncConnection):  # only when the pool was closed under us
+                    raise exc.InterfaceError("no psycopg connection", None, ConnectionError())
+                try:
+                    yield driver
+                    await driver.commit()
+                except BaseException as error:
+                    if is_connection_error(error):
+                        await pooled.invalidate()
+                    else:
+                        try:
+                            await driver.rollback()
+                        except Exception:  # noqa: BLE001 - the first error is the one to report
+                            await pooled.invalidate()
+                    raise
+        except Exception as error:
+            if is_connection_error(error):
+                raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
+            raise
+
+    def _require_ready(self) -> None:
+        if not self.ready:
+            raise DatabaseUnavailableError(f"The database is not ready yet: waiting for {self.waiting_for}.")
 
     async def prepare(self, *, migrate: bool, max_backoff_s: float = 10.0) -> None:
         """Wait for the database with exponential backoff, migrate it if asked, then mark it ready."""

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import repository
+from app.db import nearest, repository
 from app.db.records import SubjectMatch
 from app.db.session import Database
 from app.errors import (
@@ -305,20 +305,25 @@ class RecognitionService:
     ) -> IdentifyResult:
         threshold = self.policy.match_threshold if threshold is None else threshold
         analysis = await self._analyse(data, max_faces=max_faces, enrolment=None)
-        identified: list[IdentifiedFace] = []
-        async with self._database.transaction() as session:
-            collection_id = await self._collection_id(session, collection)
-            for face, embedding in zip(analysis.faces, analysis.embeddings, strict=True):
-                candidates = await repository.nearest_subjects(
-                    session,
-                    collection_id=collection_id,
-                    model_id=self.model_id,
-                    embedding=embedding,
-                    top_k=top_k,
-                    ef_search=self.policy.hnsw_ef_search,
-                )
-                best = candidates[0] if candidates and candidates[0].similarity >= threshold else None
-                identified.append(IdentifiedFace(face=face, candidates=candidates, match=best))
+        async with self._database.driver_transaction() as connection:
+            per_face = await nearest.nearest_subjects(
+                connection,
+                collection=collection,
+                model_id=self.model_id,
+                embeddings=list(analysis.embeddings),
+                top_k=top_k,
+                ef_search=self.policy.hnsw_ef_search,
+            )
+        if per_face is None:
+            raise CollectionNotFoundError(f"No collection named {collection!r}.", details={"collection": collection})
+        identified = [
+            IdentifiedFace(
+                face=face,
+                candidates=candidates,
+                match=candidates[0] if candidates and candidates[0].similarity >= threshold else None,
+            )
+            for face, candidates in zip(analysis.faces, per_face, strict=True)
+        ]
         return IdentifyResult(collection, threshold, self.model_id, len(analysis.faces), identified)
 
     async def verify_pair(self, *, data: bytes, data_b: bytes, threshold: float | None) -> VerifyResult:

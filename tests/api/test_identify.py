@@ -8,10 +8,8 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from app.db.embedded import EmbeddedPostgres
-from app.runtime import Runtime
 from tests.api.helpers import enrol, error_code, identify, post_photo
 
 
@@ -148,29 +146,3 @@ def test_identify_rejects_out_of_range_parameters(
 
     assert response.status_code == 422
     assert error_code(response) == "VALIDATION_ERROR"
-
-
-def test_identify_nearest_neighbour_query_uses_the_hnsw_index(
-    client: TestClient, faces_dir: Path, postgres: EmbeddedPostgres
-) -> None:
-    enrol(client, faces_dir, "lfw_al_gore/1.jpg", "Al Gore")
-    runtime: Runtime = client.app_state["runtime"]
-    captured: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if "<=>" in statement:
-            captured.append((statement, parameters))
-
-    event.listen(runtime.database.engine.sync_engine, "before_cursor_execute", capture)
-    try:
-        identify(client, faces_dir, "lfw_al_gore/1.jpg")
-    finally:
-        event.remove(runtime.database.engine.sync_engine, "before_cursor_execute", capture)
-    statement, parameters = captured[0]
-    with psycopg.connect(_plain(postgres.url)) as connection:
-        # A tiny table is cheaper to sort than to walk: make the planner show the ordered index path.
-        connection.execute("SET enable_seqscan = off")
-        connection.execute("SET enable_sort = off")
-        plan = "\n".join(row[0] for row in connection.execute("EXPLAIN " + statement, parameters).fetchall())
-
-    assert "Index Scan using ix_faces_embedding_hnsw" in plan, plan[:300]

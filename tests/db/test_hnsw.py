@@ -3,24 +3,21 @@ empty, by `facerec db reindex` once it is not, and searches still find the same 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import numpy as np
 import psycopg
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import create_engine, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import create_engine
 
 from app.cli import main
 from app.config import Settings
-from app.db import hnsw, repository
+from app.db import hnsw
 from app.db import session as db
 from app.db.hnsw import HnswOptions
 
 WANTED = HnswOptions(m=24, ef_construction=100)
-SETTINGS = ("ef_search", "iterative_scan")
 
 
 def plain(url: str) -> str:
@@ -126,30 +123,3 @@ def test_db_reindex_command_rebuilds_with_the_settings(
 def test_settings_refuse_options_pgvector_would_refuse(m: int, ef_construction: int) -> None:
     with pytest.raises(ValidationError):
         Settings(hnsw_m=m, hnsw_ef_construction=ef_construction)
-
-
-def test_nearest_subjects_sets_ef_search_and_iterative_scan_for_its_transaction_only(scratch_url: str) -> None:
-    db.upgrade(scratch_url)
-    vectors = add_faces(scratch_url, 3)
-
-    async def search() -> tuple[list[str], list[str], float]:
-        engine = db.make_engine(scratch_url, pool_size=1, max_overflow=0, connect_timeout_s=5, statement_timeout_s=10)
-        try:
-            async with engine.connect() as connection:
-                session = AsyncSession(bind=connection)
-                async with session.begin():
-                    matches = await repository.nearest_subjects(
-                        session, collection_id=1, model_id="m", embedding=vectors[0], top_k=1, ef_search=123
-                    )
-                    inside = [str(await session.scalar(text(f"SHOW hnsw.{name}"))) for name in SETTINGS]
-                async with session.begin():
-                    after = [str(await session.scalar(text(f"SHOW hnsw.{name}"))) for name in SETTINGS]
-            return inside, after, matches[0].similarity
-        finally:
-            await engine.dispose()
-
-    inside, after, similarity = asyncio.run(search())
-
-    assert inside == ["123", "relaxed_order"]
-    assert after == ["40", "off"]  # pgvector's defaults again
-    assert similarity == pytest.approx(1.0, abs=1e-5)
