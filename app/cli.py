@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -227,6 +228,7 @@ async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
         await runtime.database.wait_ready(timeout_s=120)
         semaphore = asyncio.Semaphore(args.concurrency)
         progress = tqdm(total=len(jobs), unit="img", desc="enrolling")
+        started = time.perf_counter()
 
         async def enrol_one(subject: str, image: Path) -> None:
             async with semaphore:
@@ -245,8 +247,13 @@ async def _enroll_dir(args: argparse.Namespace, settings: Settings) -> int:
                 progress.update(1)
 
         await asyncio.gather(*(enrol_one(subject, image) for subject, image in jobs))
+        seconds = time.perf_counter() - started
         progress.close()
-    print(", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items())) or "no images found")
+    if jobs:
+        counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+        print(f"{counts} in {seconds:.2f} s ({len(jobs) / seconds:.1f} images/s)")
+    else:
+        print("no images found")
     for image, code, message in sorted(rejected):
         print(f"  rejected {image}: {code} - {message}")
     return 0

@@ -2,7 +2,7 @@
 
 Runs the CLI in a subprocess on its own embedded Postgres (in a temporary directory), once to
 warm the ONNX cache and the database, then timed runs into fresh collections. Reports images/s
-from the enrolment itself (tqdm's count over the enrolment wall time, start-up excluded) and the
+from the enrolment itself (the images over the enrolment time `enroll-dir` prints, start-up excluded) and the
 whole command's wall time. Prints a table and writes JSON.
 
     uv run python -m benchmarks.enroll [--runs 2] [--concurrency 4]
@@ -26,7 +26,7 @@ import torch
 from benchmarks.identify_throughput import git_commit, machine_info, prepare_weights
 
 REPO = Path(__file__).resolve().parents[1]
-RATE = re.compile(r"(\d+)/(\d+) \[(\d+):(\d+)<")
+SUMMARY = re.compile(r"^(?P<counts>.*) in (?P<seconds>[\d.]+) s \(")
 
 
 def enroll_dir(faces: Path, *, env: dict[str, str], collection: str, concurrency: int) -> dict[str, Any]:
@@ -53,15 +53,17 @@ def enroll_dir(faces: Path, *, env: dict[str, str], collection: str, concurrency
         check=True,
     )
     wall_s = time.perf_counter() - started
-    progress = [match for line in result.stderr.replace("\r", "\n").splitlines() if (match := RATE.search(line))]
-    done, total, minutes, seconds = (int(group) for group in progress[-1].groups())
-    enrol_s = max(1, minutes * 60 + seconds)
     summary = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+    parsed = SUMMARY.match(summary)
+    if parsed is None:
+        raise SystemExit(f"enroll-dir printed no timed summary: {summary!r}")
+    images = sum(int(part.split()[0]) for part in parsed["counts"].split(", "))
+    enrol_s = float(parsed["seconds"])
     return {
-        "images": total,
-        "enrolled_s": enrol_s,
-        "images_per_s": done / enrol_s,
-        "command_wall_s": wall_s,
+        "images": images,
+        "enrolled_s": round(enrol_s, 2),
+        "images_per_s": round(images / enrol_s, 2),
+        "command_wall_s": round(wall_s, 2),
         "summary": summary,
     }
 

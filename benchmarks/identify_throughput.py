@@ -28,6 +28,7 @@ import os
 import platform
 import random
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -38,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from PIL import Image
 
 from app.config import VGGFACE2_WEIGHTS_FILENAME, VGGFACE2_WEIGHTS_SHA256, Settings
 from benchmarks.common import BenchmarkError, parse_ints, positive_int, run_main, write_report
+from benchmarks.processes import CpuMeter, CpuUse, machine_ticks, service_pid
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FACES_DIR = REPO_ROOT.parent / "shared" / "faces"
@@ -117,6 +119,7 @@ class Run:
     concurrency: int
     wall_s: float
     outcomes: list[Outcome]
+    cpu: CpuUse | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,7 @@ class RunSummary:
     images_without_face: int
     top1_accuracy: float | None
     top1_evaluated: int
+    cpu: CpuUse | None
 
 
 @dataclass(frozen=True)
@@ -491,9 +495,12 @@ def benchmark_service(
                 )
             for photo in probes[: args.warmup]:
                 identify_once(client, photo)
+            meter = CpuMeter(service=service_pid(), pgdata=work_dir / "data" / "pgdata")
             runs: list[Run] = []
             for concurrency in concurrencies:
+                before = meter.snapshot()
                 run = identify_via_service(client, probes, concurrency=concurrency)
+                run = replace(run, cpu=meter.since(before, images=len(run.outcomes)))
                 print(f"service, concurrency {concurrency}: {progress_line(run)}")
                 runs.append(run)
     return enrolment, runs, passed_through
@@ -568,12 +575,26 @@ def benchmark_library(
     for photo in probes[: args.warmup]:
         identify_with_library(pipeline, photo, gallery=gallery, names=names)
     outcomes: list[Outcome] = []
+    cpu_before, ticks_before = process_cpu_s(), machine_ticks()
     started = time.perf_counter()
     for photo in probes:
         outcomes.append(identify_with_library(pipeline, photo, gallery=gallery, names=names))
-    run = Run(side="library", concurrency=1, wall_s=time.perf_counter() - started, outcomes=outcomes)
+    wall_s = time.perf_counter() - started
+    all_ticks, idle_ticks = (after - before for after, before in zip(machine_ticks(), ticks_before, strict=True))
+    cpu = CpuUse(
+        service_ms_per_image=round((process_cpu_s() - cpu_before) * 1000.0 / len(probes), 1),
+        postgres_ms_per_image=None,
+        machine_busy=round(1.0 - idle_ticks / all_ticks, 3) if all_ticks > 0 else 0.0,
+    )
+    run = Run(side="library", concurrency=1, wall_s=wall_s, outcomes=outcomes, cpu=cpu)
     print(f"library loop: {progress_line(run)}")
     return run, {"identities": len(names), "gallery_photos_without_face": without_face}
+
+
+def process_cpu_s() -> float:
+    """CPU time of this process (the plain loop runs here), user + system, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -608,6 +629,7 @@ def summarise(run: Run, *, probes: Sequence[Photo], evaluable: Sequence[bool]) -
         images_without_face=sum(1 for outcome in ok if outcome.faces == 0),
         top1_accuracy=round(sum(judged) / len(judged), 4) if judged else None,
         top1_evaluated=len(judged),
+        cpu=run.cpu,
     )
 
 
@@ -634,17 +656,20 @@ def format_ms(value: float | None) -> str:
 def print_table(summaries: Sequence[RunSummary], ratios: Sequence[dict[str, Any]], *, untrained: bool) -> None:
     header = (
         f"{'side':<8} {'conc':>4} {'images':>6} {'ok':>4} {'errors':>6} {'images/s':>9} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'top-1':>6}"
+        f"{'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'top-1':>6} {'CPU ms/img':>10} {'+pg':>5} {'busy':>5}"
     )
     print()
     print(header)
     print("-" * len(header))
     for s in summaries:
         top1 = "-" if s.top1_accuracy is None else f"{s.top1_accuracy:.2f}"
+        cpu = format_ms(s.cpu.service_ms_per_image) if s.cpu else "-"
+        postgres = format_ms(s.cpu.postgres_ms_per_image) if s.cpu else "-"
+        busy = f"{s.cpu.machine_busy:.0%}" if s.cpu else "-"
         print(
             f"{s.side:<8} {s.concurrency:>4} {s.images:>6} {s.ok:>4} {sum(s.errors.values()):>6} "
             f"{s.images_per_s:>9.2f} {format_ms(s.latency_ms.p50):>7} {format_ms(s.latency_ms.p95):>7} "
-            f"{format_ms(s.latency_ms.p99):>7} {top1:>6}"
+            f"{format_ms(s.latency_ms.p99):>7} {top1:>6} {cpu:>10} {postgres:>5} {busy:>5}"
         )
     print()
     for ratio in ratios:
@@ -747,6 +772,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "Latency is per image, measured by the client: for the service from sending the request to reading the "
         "response (decode, detect, embed, pgvector search, HTTP); for the library from the bytes in memory to "
         "the numpy ranking.",
+        "CPU ms/img is the CPU time (user + system, all threads) the service process spent per image during the "
+        "run, +pg that of its embedded Postgres, busy the share of all the machine's cores in use (the client "
+        "included). For the library it is this script's own CPU time. CPU ms/img x images/s / 1000 is the cores "
+        "a rate needs.",
         f"The service downscales images to FACEREC_DETECT_MAX_SIDE ({detect_max_side} px) and looks for faces "
         f"from FACEREC_DETECTOR_MIN_FACE_PX ({detector_min_face} px) there, and applies EXIF orientation; the "
         "plain loop detects at full size with MTCNN's default 20 px minimum. Both embed at most the faces found "

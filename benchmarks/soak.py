@@ -40,7 +40,8 @@ from benchmarks.identify_throughput import (
     prepare_weights,
     running_service,
 )
-from benchmarks.upload_memory import postgres_pss_mib, rss_mib, service_pid
+from benchmarks.processes import service_pid
+from benchmarks.upload_memory import postgres_pss_mib, rss_mib
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "soak.json"

@@ -49,6 +49,7 @@ from benchmarks.identify_throughput import (
     prepare_weights,
     running_service,
 )
+from benchmarks.processes import postgres_pids, service_pid
 from tests.hostile_corpus import BOMBS, DEFAULT_MAX_IMAGE_BYTES, encode, gradient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -82,26 +83,6 @@ def reset_peak_rss(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def _parent_pid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])  # the name in parentheses may hold spaces
-
-
-def process_tree(root: int) -> list[int]:
-    """root and all its descendants."""
-    parents = {
-        int(entry.name): _parent_pid(int(entry.name)) for entry in Path("/proc").iterdir() if entry.name.isdigit()
-    }
-    tree, frontier = [root], [root]
-    while frontier:
-        frontier = [pid for pid, parent in parents.items() if parent in frontier]
-        tree.extend(frontier)
-    return tree
-
-
 def _pss_mib(pid: int) -> float:
     """Proportional set size: shared pages divided among their users, so that a sum over processes is fair."""
     match = re.search(r"^Pss:\s+(\d+) kB$", Path(f"/proc/{pid}/smaps_rollup").read_text(), re.MULTILINE)
@@ -110,29 +91,14 @@ def _pss_mib(pid: int) -> float:
 
 def postgres_pss_mib(pgdata: Path) -> float | None:
     """PSS of the embedded Postgres (pg_ctl detaches it from the service, so it is not in its process tree)."""
-    try:
-        postmaster = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
-    except (OSError, ValueError, IndexError):
+    pids = postgres_pids(pgdata)
+    if pids is None:
         return None
     total = 0.0
-    for pid in process_tree(postmaster):
+    for pid in pids:
         with contextlib.suppress(OSError):  # a backend that exited meanwhile
             total += _pss_mib(pid)
     return round(total, 1)
-
-
-def service_pid() -> int:
-    """The `facerec serve` process: our child whose command line runs app.cli."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or _parent_pid(int(entry.name)) != os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"app.cli" in command and b"serve" in command:
-            return int(entry.name)
-    raise BenchmarkError("cannot find the `facerec serve` process among this script's children")
 
 
 # --- requests ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,13 +172,13 @@ def test_enroll_dir_prints_summary_counting_enrolled_and_rejected_images(enrolle
     result = enrolled_gallery.result
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "3 enrolled, 1 rejected"
+    assert re.fullmatch(r"3 enrolled, 1 rejected in \d+\.\d\d s \(\d+\.\d images/s\)", result.stdout.splitlines()[0])
 
 
 def test_enroll_dir_rejects_image_without_face_as_no_face_detected(enrolled_gallery: EnrolledGallery) -> None:
     landscape = enrolled_gallery.root / "anthony_hopkins" / "landscape.jpg"
 
-    rejected = [line.strip() for line in enrolled_gallery.result.stdout.splitlines() if "rejected " in line]
+    rejected = [line.strip() for line in enrolled_gallery.result.stdout.splitlines()[1:] if "rejected " in line]
 
     assert len(rejected) == 1
     assert rejected[0].startswith(f"rejected {landscape}: NO_FACE_DETECTED - ")
