@@ -128,3 +128,36 @@ def test_outage_while_enrolling_gives_503_then_recovers_and_keeps_every_success_
     assert set(succeeded) <= set(stored)
     assert len(stored) == len(set(stored))
     assert orphans == (0,)
+
+
+def test_identify_during_an_outage_answers_503_then_recovers_on_the_same_pool(
+    own_postgres: EmbeddedPostgres, weights_file: tuple[Path, str], faces_dir: Path, tmp_path: Path
+) -> None:
+    # Without keys, identify's own search (on the bare psycopg connection) is the first query.
+    settings = make_settings(
+        postgres=own_postgres,
+        weights_file=weights_file,
+        data_dir=tmp_path,
+        db_connect_timeout_s=1,
+        auth_enabled=False,
+    )
+    photo = (faces_dir / "lfw_al_gore/1.jpg").read_bytes()
+
+    def identify(client: TestClient) -> Any:
+        return client.post("/identify", files={"image": ("p.jpg", photo)})
+
+    with running_app(settings) as client:
+        assert client.post("/enroll", files={"image": ("p.jpg", photo)}, data={"subject": "Al Gore"}).status_code == 201
+        before = identify(client)
+        own_postgres.stop(mode="immediate")
+        during = identify(client)
+        own_postgres.start()
+        after: list[Any] = []
+        _poll(lambda: after.append(identify(client)) or after[-1].status_code == 200, within_s=60, what="recovery")
+
+    assert before.status_code == 200
+    assert during.status_code == 503
+    assert during.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    assert "Retry-After" in during.headers
+    assert {response.status_code for response in after} <= {200, 503}
+    assert after[-1].json()["faces"][0]["match"]["subject"] == "Al Gore"
