@@ -153,7 +153,12 @@ def test_identify_during_an_outage_answers_503_then_recovers_on_the_same_pool(
         during = identify(client)
         own_postgres.start()
         after: list[Any] = []
-        _poll(lambda: after.append(identify(client)) or after[-1].status_code == 200, within_s=60, what="recovery")
+
+        def recovered() -> bool:
+            after.append(identify(client))
+            return bool(after[-1].status_code == 200)
+
+        _poll(recovered, within_s=60, what="recovery")
 
     assert before.status_code == 200
     assert during.status_code == 503
