@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +46,26 @@ async def append(
             outcome=outcome,
             details=details,
         )
+    )
+
+
+async def append_alone(
+    connection: psycopg.AsyncConnection[Any],
+    *,
+    key_id: uuid.UUID | None,
+    action: str,
+    collection: str | None,
+    subject_ids: list[uuid.UUID],
+    outcome: str,
+    details: dict[str, Any],
+) -> None:
+    """append() on the bare psycopg connection, for the entry every request writes on its own:
+    through the ORM that cost ~1.4 ms more of the event loop per request."""
+    await connection.execute(
+        "INSERT INTO audit_log (key_id, action, collection, subject_ids, outcome, details)"
+        " VALUES (%s, %s, %s, %s::uuid[], %s, %s)",
+        (key_id, action, collection, subject_ids, outcome, Jsonb(details)),
+        prepare=True,
     )
 
 

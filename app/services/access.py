@@ -152,8 +152,8 @@ class KeyService:
             raise UnauthenticatedError("An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.")
         # The secret part may itself contain "_": the prefix is the fixed-length start.
         prefix = token[:_PREFIX_LENGTH] if token.startswith(TOKEN_PREFIX) and token[_PREFIX_LENGTH:][:1] == "_" else ""
-        async with self._database.transaction() as session:
-            record = await key_sql.key_by_prefix(session, prefix) if prefix else None
+        async with self._database.driver_transaction() as connection:
+            record = await key_sql.key_by_prefix(connection, prefix) if prefix else None
             # Compare against a digest even when there is no such key, so timing says nothing.
             expected = record.secret_sha256 if record is not None else digest("no-such-key")
             valid = hmac.compare_digest(digest(token), expected) and record is not None
@@ -162,7 +162,7 @@ class KeyService:
             now = time.monotonic()
             if now - self._last_touched.get(record.id, -_LAST_USED_EVERY_S) >= _LAST_USED_EVERY_S:
                 self._last_touched[record.id] = now
-                await key_sql.touch_key(session, record.id)
+                await key_sql.touch_key(connection, record.id)
         return Principal(
             key_id=record.id,
             name=record.name,
@@ -186,9 +186,9 @@ class AuditService:
         details: dict[str, Any] | None = None,
     ) -> None:
         try:
-            async with self._database.transaction() as session:
-                await audit_sql.append(
-                    session,
+            async with self._database.driver_transaction() as connection:
+                await audit_sql.append_alone(
+                    connection,
                     key_id=principal.key_id,
                     action=action,
                     collection=collection,

@@ -108,6 +108,17 @@ def test_key_works_as_bearer_and_as_x_api_key(client: TestClient) -> None:
     assert header.status_code == 200
 
 
+def test_a_key_records_when_it_was_last_used(client: TestClient) -> None:
+    created = client.post("/keys", json={"name": "camera-2", "scopes": ["manage"]}).json()
+    unused = next(item for item in client.get("/keys").json()["items"] if item["id"] == created["id"])
+
+    assert client.get("/subjects", headers={"Authorization": f"Bearer {created['key']}"}).status_code == 200
+
+    used = next(item for item in client.get("/keys").json()["items"] if item["id"] == created["id"])
+    assert unused["last_used_at"] is None
+    assert used["last_used_at"] is not None
+
+
 def test_created_key_is_shown_once_and_only_its_hash_is_stored(client: TestClient, postgres: EmbeddedPostgres) -> None:
     created = client.post("/keys", json={"name": "camera-1", "scopes": ["identify"]})
 
