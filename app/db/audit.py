@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEntry
@@ -37,15 +37,19 @@ async def append(
     outcome: str,
     details: dict[str, Any],
 ) -> None:
-    await session.execute(
-        insert(AuditEntry).values(
-            key_id=key_id,
-            action=action,
-            collection=collection,
-            subject_ids=subject_ids,
-            outcome=outcome,
-            details=details,
-        )
+    """The entry, in the session's transaction (with the change it records): the same statement
+    as append_alone(), on the session's own connection."""
+    pooled = await session.connection()
+    driver = (await pooled.get_raw_connection()).driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    await append_alone(
+        driver,
+        key_id=key_id,
+        action=action,
+        collection=collection,
+        subject_ids=subject_ids,
+        outcome=outcome,
+        details=details,
     )
 
 
