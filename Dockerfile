@@ -98,7 +98,7 @@ RUN --mount=type=cache,target=/root/.cache/facerec-weights \
     fi \
     && facerec models fetch --dest "${source_dir}" \
     && install -D -m 0644 "${source_dir}/20180402-114759-vggface2.pt" /models/20180402-114759-vggface2.pt \
-    && python -c "from app.config import Settings; from app.runtime import build_face_engine; build_face_engine(Settings())"
+    && facerec models prepare
 
 FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS runtime
 ARG WEIGHTS_SHA256

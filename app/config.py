@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         default=64,
         ge=1,
         le=1000,
-        description="pgvector hnsw.ef_search: recall vs. speed of 1:N search (identify uses at least 64).",
+        description="pgvector hnsw.ef_search, as given: candidates the HNSW scan keeps; higher is more exact, slower.",
     )
     hnsw_m: int = Field(
         default=24,
@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     embedding_backend: Literal["auto", "torch", "onnx"] = Field(
         default="auto",
         description="What embeds faces: auto = ONNX Runtime on CPU (every core, or FACEREC_TORCH_THREADS), "
-        "torch on CUDA. The ONNX export is cached in model_dir/onnx.",
+        "torch on CUDA; auto falls back to torch if the export fails, and /readyz says so. Exports are cached in "
+        "model_dir/onnx.",
     )
     embedding_precision: Literal["fp32", "int8"] = Field(
         default="fp32",
@@ -113,7 +114,7 @@ class Settings(BaseSettings):
     detector_backend: Literal["auto", "torch", "onnx"] = Field(
         default="auto",
         description="What runs MTCNN: auto = ONNX Runtime on CPU (same faces as torch, about twice as fast), "
-        "torch on CUDA. The ONNX export is cached in model_dir/onnx.",
+        "torch on CUDA; auto falls back to torch if the export fails, and /readyz says so.",
     )
     inference_workers: int = Field(
         default=0, ge=0, le=64, description="Model calls run at once (threads); 0 = one per core."

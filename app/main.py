@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
@@ -14,8 +15,11 @@ from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, CredentialsRequiredMiddleware
 from app.api.routes import access, faces, gallery, health
+from app.composition import build_services, database_url, make_database, open_engine
 from app.config import Settings
-from app.runtime import Runtime, open_runtime
+from app.engine.faces import Embedder
+from app.jobs import start_server_jobs
+from app.services.container import Services
 
 DESCRIPTION = """
 Face recognition over HTTP: enrol people's faces under a name, then identify who is in a photo
@@ -28,16 +32,24 @@ Every error has the shape `{"error": {"code", "message", "details"}}`; the codes
 
 
 class State(TypedDict):
-    runtime: Runtime
+    services: Services
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+    """The service; `embedder` replaces the configured embedder (the tests' controlled one)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
-        async with open_runtime(settings) as runtime:
-            yield {"runtime": runtime}
+        async with AsyncExitStack() as stack:
+            # The model first: without weights there is no point starting a database.
+            engine = await asyncio.to_thread(open_engine, settings, embedder=embedder)
+            url = await stack.enter_async_context(database_url(settings))
+            database = make_database(settings, url=url)
+            stack.push_async_callback(database.engine.dispose)
+            services = build_services(settings, database=database, engine=engine, stack=stack)
+            start_server_jobs(services, stack=stack)
+            yield {"services": services}
 
     # Uploads stay in memory up to the body cap instead of rolling over to temporary files.
     MultiPartParser.spool_max_size = settings.max_request_bytes
@@ -56,10 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auth_enabled:
         app.add_middleware(CredentialsRequiredMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.include_router(faces.router)
-    app.include_router(gallery.router)
-    app.include_router(access.router)
-    app.include_router(health.router)
+    for module in (faces, gallery, access, health):
+        app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

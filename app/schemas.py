@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from app.services.access import Scope
+from app.scopes import Scope
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 
@@ -196,6 +196,10 @@ class HealthResponse(BaseModel):
 class ReadinessResponse(BaseModel):
     status: str = Field(description="ready, or not_ready")
     checks: dict[str, str] = Field(description="model, database and schema: ok or what is wrong.")
+    engine: dict[str, str] = Field(
+        default_factory=dict,
+        description="What runs: device, detector and embedder backends, and a fallback's reason if one is in use.",
+    )
 
 
 class ErrorBody(BaseModel):

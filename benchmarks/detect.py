@@ -30,8 +30,8 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
-from app.services.images import downscale
-from app.services.onnx_detector import OnnxMtcnn
+from app.engine.build import onnx_detector
+from app.engine.crops import downscale
 from benchmarks.common import BenchmarkError, run_main, write_report
 from benchmarks.identify_throughput import DEFAULT_FACES_DIR, machine_info
 
@@ -72,10 +72,10 @@ def load_photos(faces_dir: Path) -> list[Photo]:
 def detector(backend: str, min_face: int, cache_dir: Path) -> Detect:
     torch_mtcnn = MTCNN(keep_all=True, min_face_size=min_face, device=torch.device("cpu")).eval()
     if backend == "onnx":
-        onnx = OnnxMtcnn(torch_mtcnn, cache_dir=cache_dir, threads=1)
+        onnx = onnx_detector(cache_dir=cache_dir, threads=1, min_face_px=min_face)
 
         def detect_onnx(image: Image.Image) -> tuple[Boxes, np.ndarray]:
-            found = onnx.detect(image)
+            found = onnx.detections(image)
             return found.boxes, found.probabilities
 
         return detect_onnx

@@ -22,6 +22,7 @@ in the release file's format: the speed is that of the VGGFace2 weights, the emb
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import os
 import tempfile
@@ -35,10 +36,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from app.services.face_engine import EngineConfig, FaceEngine, load_embedder
-from app.services.images import ImageLimits
-from app.services.onnx_embedder import OnnxEmbedder, cache_path
-from app.services.quantize import calibration_crops, quantize_embedder
+from app.engine.build import EngineConfig, build_engine, onnx_embedder
+from app.engine.decode import ImageLimits
+from app.engine.export import export_count, load_embedder
+from app.engine.onnx_embedder import cache_path
+from app.engine.quantize import calibration_crops, quantize_embedder
 from benchmarks.common import BenchmarkError, parse_ints, run_main, write_report
 from benchmarks.identify_throughput import (
     DEFAULT_FACES_DIR,
@@ -57,13 +59,18 @@ Crops = npt.NDArray[np.float32]
 Embed = Callable[[Crops], npt.NDArray[np.float32]]
 
 
-def real_crops(faces_dir: Path, *, weights_path: Path, limit: int) -> Crops:
+def engine_config(*, weights_path: Path, weights_sha256: str, cache_dir: Path, **overrides: Any) -> EngineConfig:
+    values: dict[str, Any] = {"model_id": "bench", "device": "cpu", **overrides}
+    return EngineConfig(weights_path=weights_path, weights_sha256=weights_sha256, cache_dir=cache_dir, **values)
+
+
+def real_crops(faces_dir: Path, *, config: EngineConfig, limit: int) -> Crops:
     """Up to `limit` crops, the largest face of each photo, cropped the service's way."""
     photos = [photo for images in load_photos(faces_dir).values() for photo in images]
-    engine = FaceEngine(
-        EngineConfig(weights_path=weights_path, model_id="bench", device="cpu", embedding_backend="torch")
+    engine = build_engine(config)
+    crops, _ = calibration_crops(
+        engine, photos=[faces_dir / photo.name for photo in photos], limits=ANY_SIZE, max_faces=limit
     )
-    crops, _ = calibration_crops(engine, [faces_dir / photo.name for photo in photos], limits=ANY_SIZE, max_faces=limit)
     if not len(crops):
         raise BenchmarkError(f"MTCNN found no face in the photos of {faces_dir}.")
     return np.ascontiguousarray(crops, dtype=np.float32)
@@ -180,7 +187,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
             print(UNTRAINED_NOTE)
         faces_dir: Path = args.faces.expanduser().resolve()
         if faces_dir.is_dir():
-            crops = real_crops(faces_dir, weights_path=weights.path, limit=args.crops)
+            config = engine_config(
+                weights_path=weights.path, weights_sha256=weights.sha256, cache_dir=work_dir / "onnx"
+            )
+            crops = real_crops(faces_dir, config=config, limit=args.crops)
             crops_source = f"{len(crops)} MTCNN face crops (160x160) from {faces_dir}"
         else:
             crops = random_crops(args.crops, seed=args.seed)
@@ -201,12 +211,21 @@ def run_benchmark(args: argparse.Namespace) -> int:
                 embedders[f"torch fp32 t{threads}"] = (threads, torch_embed)
             if "onnx" in args.paths:
                 started = time.perf_counter()
-                onnx = OnnxEmbedder(model, weights_sha256=weights.sha256, cache_dir=work_dir / "onnx", threads=threads)
-                # the first start exports; later ones hash, load and self-check the cached file
-                setup.setdefault("onnx_start_s", []).append(
-                    {"threads": threads, "exported": onnx.exported, "s": round(time.perf_counter() - started, 2)}
+                exports = export_count()
+                onnx = onnx_embedder(
+                    engine_config(
+                        weights_path=weights.path,
+                        weights_sha256=weights.sha256,
+                        cache_dir=work_dir / "onnx",
+                        embed_threads=threads,
+                    )
                 )
-                setup["onnx_file_bytes"] = onnx.path.stat().st_size
+                # the first start exports; later ones hash, load and check the cached file against its record
+                exported = export_count() > exports
+                setup.setdefault("onnx_start_s", []).append(
+                    {"threads": threads, "exported": exported, "s": round(time.perf_counter() - started, 2)}
+                )
+                setup["onnx_file_bytes"] = cache_path(work_dir / "onnx", weights_sha256=weights.sha256).stat().st_size
                 embedders[f"onnx fp32 t{threads}"] = (threads, onnx.embed)
                 if "onnx_vs_torch_min_cosine" not in setup:
                     torch.set_num_threads(threads)
@@ -216,15 +235,13 @@ def run_benchmark(args: argparse.Namespace) -> int:
                     setup["onnx_vs_torch_min_cosine"] = cosine
         if "int8" in args.paths:
             # Calibrated on three quarters of the crops and checked on the rest, as `facerec models quantize` does.
-            fp32_file = cache_path(work_dir / "onnx", weights.sha256)
-            if not fp32_file.is_file():
-                OnnxEmbedder(model, weights_sha256=weights.sha256, cache_dir=work_dir / "onnx", threads=1)
+            fp32_file = cache_path(work_dir / "onnx", weights_sha256=weights.sha256)
+            base = engine_config(weights_path=weights.path, weights_sha256=weights.sha256, cache_dir=work_dir / "onnx")
+            onnx_embedder(base)  # the fp32 export, made if missing
             quantized = quantize_embedder(fp32_file, weights_sha256=weights.sha256, crops=crops)
             setup["int8_min_cosine_to_fp32_held_out"] = round(quantized.min_cosine, 6)
             for threads in args.threads:
-                int8 = OnnxEmbedder(
-                    model, weights_sha256=weights.sha256, cache_dir=work_dir / "onnx", threads=threads, precision="int8"
-                )
+                int8 = onnx_embedder(dataclasses.replace(base, embed_threads=threads, embedding_precision="int8"))
                 embedders[f"onnx int8 t{threads}"] = (threads, int8.embed)
             print(f"int8: min cosine to fp32 on held-out crops {setup['int8_min_cosine_to_fp32_held_out']}")
         if "onnx_start_s" in setup:

@@ -49,7 +49,7 @@ from pgvector.psycopg import register_vector
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.hnsw import HnswOptions
-from app.db.nearest import face_candidates
+from app.db.repository.faces import face_candidates
 from benchmarks.common import BenchmarkError, parse_ints, positive_int, run_main, write_report
 from benchmarks.identify_throughput import cpu_model, git_commit
 
@@ -58,7 +58,7 @@ RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 DIM = 512
 INDEX_NAME = "faces_embedding_idx"
 MODEL_ID = "bench-synthetic"
-# The service's search (app.db.nearest): candidates fetched per face before grouping by subject.
+# The service's search (app.db.repository.faces): candidates fetched per face before grouping by subject.
 SERVICE_TOP_K = 3
 SERVICE_FACE_LIMIT = face_candidates(SERVICE_TOP_K)
 COPY_CHUNK_ROWS = 20_000
@@ -258,7 +258,7 @@ def prewarm(connection: psycopg.Connection[Any]) -> dict[str, int]:
 
 
 PLAIN_QUERY = "SELECT id FROM faces ORDER BY embedding <=> %s LIMIT %s"
-# The shape of app.db.nearest.NEAREST_SUBJECTS: filters, face candidates, best face per subject.
+# The shape of app.db.repository.faces.NEAREST_SUBJECTS: filters, face candidates, best face per subject.
 SERVICE_QUERY = """
 SELECT subject_id, min(distance) AS distance
 FROM (

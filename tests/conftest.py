@@ -22,11 +22,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from starlette.routing import BaseRoute
 
+from app.composition import open_engine
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
+from app.engine.engine import FaceEngine
 from app.main import create_app
-from app.runtime import Runtime
-from app.services.access import Scope
+from app.services.access import SYSTEM, Scope
+from app.services.container import Services
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES_DIR = Path(os.environ.get("FACEREC_TEST_FACES_DIR", REPO_ROOT.parent / "shared" / "faces"))
@@ -88,6 +90,12 @@ def settings(
     return make_settings(postgres=postgres, weights_file=weights_file, data_dir=tmp_path_factory.mktemp("data"))
 
 
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> FaceEngine:
+    """The service's own engine for these settings (ONNX Runtime on the CPU, untrained embedder weights)."""
+    return open_engine(settings)
+
+
 @contextmanager
 def running_app(settings: Settings, *, ready_within_s: float = 60.0) -> Iterator[TestClient]:
     """The app with its lifespan running, once /readyz says the database is migrated and ready.
@@ -107,10 +115,10 @@ def running_app(settings: Settings, *, ready_within_s: float = 60.0) -> Iterator
 
 def issue_key(client: TestClient, scopes: list[Scope], collections: list[str] | None = None) -> str:
     """A new key from the running app's own key service (the way POST /keys makes them)."""
-    runtime: Runtime = client.app_state["runtime"]
+    services: Services = client.app_state["services"]
     assert client.portal is not None
     issued = client.portal.call(
-        functools.partial(runtime.keys.create, name="test", scopes=scopes, collections=collections)
+        functools.partial(services.keys.create, name="test", scopes=scopes, collections=collections, principal=SYSTEM)
     )
     return issued.token
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.composition import ProcessModel
 from app.config import Settings
-from app.runtime import ProcessModel
 
 
 def settings(**values: object) -> Settings:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.deps import RuntimeDep
+from app.api.deps import ServicesDep
 from app.services.access import ANONYMOUS, Principal, Scope
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer frk_...`")
@@ -17,14 +17,14 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="
 
 async def current_principal(
     request: Request,
-    runtime: RuntimeDep,
+    services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> Principal:
-    if not runtime.settings.auth_enabled:
+    if not services.settings.auth_enabled:
         return ANONYMOUS
     token = bearer.credentials if bearer is not None else api_key
-    principal = await runtime.keys.authenticate(token)
+    principal = await services.keys.authenticate(token)
     request.state.principal = principal
     return principal
 
@@ -32,10 +32,12 @@ async def current_principal(
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits keys with `scope` (or admin), within their rate limit."""
 
-    async def dependency(principal: Annotated[Principal, Depends(current_principal)], runtime: RuntimeDep) -> Principal:
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)], services: ServicesDep
+    ) -> Principal:
         principal.require(scope)
         if principal.key_id is not None:
-            runtime.rate_limiter.check(key=principal.key_id, scope=scope.value)
+            services.rate_limiter.check(key=principal.key_id, scope=scope.value)
         return principal
 
     dependency.__name__ = f"require_{scope.value}"

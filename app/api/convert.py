@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.db.records import FaceRecord, SubjectMatch, SubjectRecord
-from app.schemas import Box, Candidate, DetectedFaceRead, Landmarks, Point, StoredFaceRead, SubjectRead
-from app.services.face_engine import DetectedFace
+from app.db.records import AuditRecord, CollectionRecord, FaceRecord, KeyRecord, SubjectMatch, SubjectRecord
+from app.engine.faces import DetectedFace
+from app.schemas import (
+    AuditEntryRead,
+    Box,
+    Candidate,
+    CollectionRead,
+    DetectedFaceRead,
+    DetectResponse,
+    EnrollResponse,
+    IdentifiedFaceRead,
+    IdentifyResponse,
+    KeyRead,
+    Landmarks,
+    Point,
+    StoredFaceRead,
+    SubjectRead,
+    VerifyResponse,
+)
+from app.services.analysis import Detection
+from app.services.enrollment import EnrollResult
+from app.services.recognition import IdentifyResult, VerifyResult
 
 
 def box(values: Sequence[float]) -> Box:
@@ -29,6 +48,64 @@ def detected_face(face: DetectedFace) -> DetectedFaceRead:
 
 def candidate(match: SubjectMatch) -> Candidate:
     return Candidate(subject_id=match.subject_id, subject=match.name, similarity=round(match.similarity, 6))
+
+
+def detect_response(detection: Detection) -> DetectResponse:
+    return DetectResponse(
+        width=detection.width, height=detection.height, faces=[detected_face(face) for face in detection.faces]
+    )
+
+
+def enroll_response(result: EnrollResult) -> EnrollResponse:
+    return EnrollResponse(
+        subject_id=result.subject_id,
+        subject=result.subject,
+        collection=result.collection,
+        face_id=result.face_id,
+        face=detected_face(result.face),
+        model_id=result.model_id,
+        created=result.face_created,
+        subject_created=result.subject_created,
+    )
+
+
+def identify_response(result: IdentifyResult) -> IdentifyResponse:
+    faces = [
+        IdentifiedFaceRead(
+            **detected_face(item.face).model_dump(),
+            candidates=[candidate(c) for c in item.candidates],
+            match=None if item.match is None else candidate(item.match),
+        )
+        for item in result.faces
+    ]
+    return IdentifyResponse(
+        collection=result.collection,
+        model_id=result.model_id,
+        threshold=result.threshold,
+        faces_detected=result.faces_detected,
+        faces=faces,
+    )
+
+
+def verify_response(result: VerifyResult) -> VerifyResponse:
+    return VerifyResponse(
+        similarity=round(result.similarity, 6),
+        threshold=result.threshold,
+        same_person=result.same_person,
+        face=detected_face(result.face),
+        face_b=None if result.face_b is None else detected_face(result.face_b),
+        subject_id=result.subject_id,
+    )
+
+
+def collection(record: CollectionRecord) -> CollectionRead:
+    return CollectionRead(
+        name=record.name,
+        subject_count=record.subject_count,
+        face_count=record.face_count,
+        created_at=record.created_at,
+        retention_days=record.retention_days,
+    )
 
 
 def subject(record: SubjectRecord) -> SubjectRead:
@@ -54,4 +131,30 @@ def stored_face(record: FaceRecord) -> StoredFaceRead:
         model_id=record.model_id,
         image_sha256=record.image_sha256,
         created_at=record.created_at,
+    )
+
+
+def key(record: KeyRecord) -> KeyRead:
+    return KeyRead(
+        id=record.id,
+        name=record.name,
+        prefix=record.prefix,
+        scopes=list(record.scopes),
+        collections=None if record.collections is None else list(record.collections),
+        created_at=record.created_at,
+        last_used_at=record.last_used_at,
+        revoked_at=record.revoked_at,
+    )
+
+
+def audit_entry(record: AuditRecord) -> AuditEntryRead:
+    return AuditEntryRead(
+        id=record.id,
+        at=record.at,
+        key_id=record.key_id,
+        action=record.action,
+        collection=record.collection,
+        subject_ids=list(record.subject_ids),
+        outcome=record.outcome,
+        details=record.details,
     )

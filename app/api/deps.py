@@ -6,24 +6,40 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.runtime import Runtime
+from app.config import Settings
+from app.services.container import Services
+from app.services.enrollment import EnrollmentService
 from app.services.gallery import GalleryService
 from app.services.recognition import RecognitionService
 
 
-async def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.state.runtime
-    return runtime
+async def get_services(request: Request) -> Services:
+    services: Services = request.state.services
+    return services
+
+
+async def get_settings(request: Request) -> Settings:
+    return (await get_services(request)).settings
 
 
 async def get_recognition(request: Request) -> RecognitionService:
-    return (await get_runtime(request)).recognition
+    recognition = (await get_services(request)).recognition
+    assert recognition is not None  # the server always holds an engine
+    return recognition
+
+
+async def get_enrollment(request: Request) -> EnrollmentService:
+    enrollment = (await get_services(request)).enrollment
+    assert enrollment is not None
+    return enrollment
 
 
 async def get_gallery(request: Request) -> GalleryService:
-    return (await get_runtime(request)).gallery
+    return (await get_services(request)).gallery
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 RecognitionDep = Annotated[RecognitionService, Depends(get_recognition)]
+EnrollmentDep = Annotated[EnrollmentService, Depends(get_enrollment)]
 GalleryDep = Annotated[GalleryService, Depends(get_gallery)]

@@ -54,7 +54,7 @@ def _run_as() -> str | None:
     return SERVICE_USER
 
 
-def _give_to(path: Path, user: str) -> None:
+def _give_to(path: Path, *, user: str) -> None:
     entry = pwd.getpwnam(user)
     for root, dirs, files in os.walk(path):
         for name in [*dirs, *files]:
@@ -97,7 +97,7 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.pgdata.chmod(0o700)
         if self._user is not None:
-            _give_to(self.pgdata, self._user)
+            _give_to(self.pgdata, user=self._user)
             # the server user must be able to reach pgdata through its parents
             for parent in self.pgdata.parents:
                 if parent == Path("/"):

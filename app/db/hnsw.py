@@ -57,7 +57,7 @@ def read_options(connection: Connection) -> HnswOptions | None:
     )
 
 
-def apply_if_empty(connection: Connection, wanted: HnswOptions) -> None:
+def apply_if_empty(connection: Connection, *, wanted: HnswOptions) -> None:
     """Rebuild the index with `wanted` when it differs and there are no faces; else say how to."""
     current = read_options(connection)
     if current is None or current == wanted:
@@ -74,7 +74,7 @@ def apply_if_empty(connection: Connection, wanted: HnswOptions) -> None:
     logger.info("HNSW index options set to %s", wanted.sql())
 
 
-def rebuild(url: str, wanted: HnswOptions) -> tuple[HnswOptions | None, float]:
+def rebuild(url: str, *, wanted: HnswOptions) -> tuple[HnswOptions | None, float]:
     """Set the options and rebuild the index without blocking searches; the old options and the seconds taken."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT")  # REINDEX CONCURRENTLY refuses transactions
     try:

@@ -1,4 +1,10 @@
-"""Database engines, sessions and schema migrations."""
+"""The one database API: a connection pool, readiness, and the unit of work.
+
+`Database.transaction()` yields a Repository on one pooled psycopg connection: every statement
+in the block commits together, or rolls back together when the block raises. SQLAlchemy holds
+the pool (pre-ping, recycling) and runs the migrations; the statements themselves are plain SQL
+on the driver connection (app.db.repository).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +12,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, exc, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from pgvector.psycopg.vector import register_vector_info
+from psycopg.types import TypeInfo
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from app.db.hnsw import HnswOptions, apply_if_empty
-from app.errors import DatabaseUnavailableError
+from app.db.hnsw import HnswOptions
+from app.db.migrate import normalise_url, upgrade
+from app.db.repository import AuditWriteError, Repository
+from app.errors import AuditUnavailableError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
-
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-# An arbitrary constant: every facerec process takes this Postgres advisory lock around
-# `alembic upgrade`, so replicas starting together migrate one at a time.
-MIGRATION_LOCK_KEY = 0x66616365726563
-
-
-def normalise_url(url: str) -> str:
-    """Accept plain postgres:// and postgresql:// URLs and use the psycopg 3 driver."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
 
 
 def make_engine(
@@ -64,13 +56,12 @@ def is_connection_error(error: BaseException) -> bool:
 
 
 class Database:
-    """The engine, its sessions, and whether the schema is known to be ready for queries."""
+    """The pool, its units of work, and whether the schema is known to be ready for queries."""
 
     def __init__(self, engine: AsyncEngine, *, url: str, hnsw: HnswOptions | None = None) -> None:
         self.engine = engine
         self.url = url
         self.hnsw = hnsw or HnswOptions()
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._ready = asyncio.Event()
         self.waiting_for = "the first connection"
 
@@ -86,54 +77,43 @@ class Database:
             raise DatabaseUnavailableError(f"The database is not ready: waiting for {self.waiting_for}.") from None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block succeeds, rolled back when it raises.
+    async def transaction(self) -> AsyncIterator[Repository]:
+        """One unit of work: committed when the block succeeds, rolled back when it raises.
 
         Losing the database (at connect time or mid-transaction, which pre-ping cannot catch)
-        becomes DatabaseUnavailableError, so callers answer 503 rather than 500.
+        becomes DatabaseUnavailableError, and an audit entry that cannot be written becomes
+        AuditUnavailableError, so callers answer 503 rather than 500. A connection that failed
+        is invalidated, not pooled again.
         """
-        self._require_ready()
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except Exception as error:
-            if is_connection_error(error):
-                raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
-            raise
-
-    @asynccontextmanager
-    async def driver_transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """Like transaction(), on the pooled connection's bare psycopg connection, for the hot path.
-
-        The transaction begins with the first statement; it is committed when the block succeeds
-        and rolled back when it raises. A connection that failed is invalidated, not pooled again.
-        """
-        self._require_ready()
+        if not self.ready:
+            raise DatabaseUnavailableError(f"The database is not ready yet: waiting for {self.waiting_for}.")
         try:
             async with self.engine.connect() as pooled:
                 driver = (await pooled.get_raw_connection()).driver_connection
                 if not isinstance(driver, psycopg.AsyncConnection):  # only when the pool was closed under us
                     raise exc.InterfaceError("no psycopg connection", None, ConnectionError())
                 try:
-                    yield driver
+                    await _register_vector(driver)
+                    yield Repository(driver)
                     await driver.commit()
                 except BaseException as error:
-                    if is_connection_error(error):
-                        await pooled.invalidate()
-                    else:
-                        try:
-                            await driver.rollback()
-                        except Exception:  # noqa: BLE001 - the first error is the one to report
-                            await pooled.invalidate()
+                    await _discard(pooled, driver=driver, connection_lost=is_connection_error(error))
                     raise
+        except AuditWriteError as error:
+            logger.error("the audit entry could not be written, so the change was rolled back: %s", error)
+            raise AuditUnavailableError(
+                "The audit log could not be written, so nothing was changed; retry shortly."
+            ) from error
         except Exception as error:
             if is_connection_error(error):
                 raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
             raise
 
-    def _require_ready(self) -> None:
-        if not self.ready:
-            raise DatabaseUnavailableError(f"The database is not ready yet: waiting for {self.waiting_for}.")
+    async def schema_revision(self) -> str | None:
+        """The migration the database is at (a real round trip; raises when it cannot be read)."""
+        async with self.engine.connect() as connection:
+            revision = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        return None if revision is None else str(revision)
 
     async def prepare(self, *, migrate: bool, max_backoff_s: float = 10.0) -> None:
         """Wait for the database with exponential backoff, migrate it if asked, then mark it ready."""
@@ -156,54 +136,19 @@ class Database:
             return
 
 
-def alembic_config(url: str) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
-    return config
+async def _register_vector(connection: psycopg.AsyncConnection[Any]) -> None:
+    # Once per connection: numpy arrays then go out as binary vectors, with no text formatting.
+    if connection.adapters.types.get("vector") is None:
+        register_vector_info(connection, await TypeInfo.fetch(connection, "vector"))
+        await connection.commit()
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused")).get_current_head()
-    if head is None:
-        raise RuntimeError(f"no alembic revisions under {MIGRATIONS_DIR}")
-    return head
-
-
-def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
-
-
-def upgrade(url: str, *, revision: str = "head", hnsw: HnswOptions | None = None) -> None:
-    """Migrate the schema, holding an advisory lock so that concurrent starters take turns.
-
-    At head, the HNSW index is rebuilt with `hnsw` if it differs and the gallery is empty.
-    """
-    engine = create_engine(normalise_url(url), poolclass=None)
+async def _discard(pooled: AsyncConnection, *, driver: psycopg.AsyncConnection[Any], connection_lost: bool) -> None:
+    """Roll back the failed unit of work, or drop its connection when that is not possible."""
+    if connection_lost:
+        await pooled.invalidate()
+        return
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            try:
-                config = alembic_config(url)
-                config.attributes["connection"] = connection
-                command.upgrade(config, revision)
-                if revision == "head":
-                    apply_if_empty(connection, hnsw or HnswOptions())
-                connection.commit()
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
-                connection.commit()
-    finally:
-        engine.dispose()
-
-
-def downgrade(url: str, *, revision: str) -> None:
-    engine = create_engine(normalise_url(url))
-    try:
-        with engine.connect() as connection:
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-            connection.commit()
-    finally:
-        engine.dispose()
+        await driver.rollback()
+    except Exception:  # noqa: BLE001 - the first error is the one to report
+        await pooled.invalidate()

@@ -277,10 +277,10 @@ def test_retention_purge_deletes_exactly_the_expired_faces(
             "UPDATE faces SET created_at = now() - interval '31 days' WHERE id IN (%s, %s)",
             (old["face_id"], elsewhere["face_id"]),
         )
-    runtime = client.app_state["runtime"]
+    services = client.app_state["services"]
     assert client.portal is not None
 
-    report = client.portal.call(runtime.gallery.purge_expired)
+    report = client.portal.call(services.gallery.purge_expired)
 
     remaining = {f["id"] for f in client.get(f"/subjects/{old['subject_id']}/faces").json()["items"]}
     assert report.faces_deleted == 1
@@ -301,7 +301,8 @@ def test_rate_limiter_reports_the_wait_until_the_next_token() -> None:
     now[0] = 30.0
     limiter.check(key="k", scope="identify")
 
-    assert refused.value.retry_after_s == 30
+    assert refused.value.wait_s == 30
+    assert refused.value.headers == {"Retry-After": "30"}
     limiter.check(key="other", scope="identify")
 
 

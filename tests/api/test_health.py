@@ -19,7 +19,11 @@ def test_readyz_is_ready_with_model_database_and_schema(client: TestClient) -> N
     response = client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"model": "ok", "database": "ok", "schema": "ok"}}
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"model": "ok", "database": "ok", "schema": "ok"},
+        "engine": {"device": "cpu", "detector": "onnx", "embedder": "onnx fp32"},
+    }
 
 
 def test_readyz_is_503_when_schema_is_not_at_head(client: TestClient, postgres: EmbeddedPostgres) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 from app.cli import main
 from app.config import Settings
 from app.db import hnsw
-from app.db import session as db
+from app.db import migrate as db
 from app.db.hnsw import HnswOptions
 
 WANTED = HnswOptions(m=24, ef_construction=100)
@@ -91,7 +91,7 @@ def test_rebuild_applies_new_options_to_a_filled_index_and_search_finds_the_same
     vectors = add_faces(scratch_url, 50)
     before = [nearest_hash(scratch_url, vector) for vector in vectors[:5]]
 
-    previous, seconds = hnsw.rebuild(db.normalise_url(scratch_url), WANTED)
+    previous, seconds = hnsw.rebuild(db.normalise_url(scratch_url), wanted=WANTED)
 
     assert previous == HnswOptions()
     assert seconds >= 0
@@ -101,7 +101,7 @@ def test_rebuild_applies_new_options_to_a_filled_index_and_search_finds_the_same
 
 def test_rebuild_without_the_index_says_to_upgrade_first(scratch_url: str) -> None:
     with pytest.raises(LookupError, match="facerec db upgrade"):
-        hnsw.rebuild(db.normalise_url(scratch_url), WANTED)
+        hnsw.rebuild(db.normalise_url(scratch_url), wanted=WANTED)
 
 
 def test_db_reindex_command_rebuilds_with_the_settings(

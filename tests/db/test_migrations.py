@@ -6,7 +6,7 @@ import threading
 
 import psycopg
 
-from app.db import session as db
+from app.db import migrate as db
 
 
 def _tables(url: str) -> set[str]:

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from app.db.embedded import EmbeddedPostgres
-from app.db.session import head_revision
+from app.db.migrate import head_revision
 from tests.conftest import face_bytes
 from tests.deploy import dockerfile
 from tests.local_http import closed_port_url

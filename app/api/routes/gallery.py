@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from app.api import convert
-from app.api.audit import audited
 from app.api.auth import ManageKey
-from app.api.deps import GalleryDep, RuntimeDep
+from app.api.deps import GalleryDep
 from app.api.errors import error_responses
 from app.schemas import (
     COLLECTION_PATTERN,
@@ -24,18 +23,35 @@ from app.schemas import (
     SubjectRead,
     SubjectUpdate,
 )
+from app.services.gallery import SubjectPageRequest
 
 router = APIRouter(tags=["gallery"])
 
-COMMON_ERRORS = ("UNAUTHENTICATED", "INSUFFICIENT_SCOPE", "RATE_LIMITED", "DATABASE_UNAVAILABLE", "VALIDATION_ERROR")
+COMMON_ERRORS = (
+    "UNAUTHENTICATED",
+    "INSUFFICIENT_SCOPE",
+    "RATE_LIMITED",
+    "DATABASE_UNAVAILABLE",
+    "AUDIT_UNAVAILABLE",
+    "VALIDATION_ERROR",
+)
 CollectionPath = Annotated[str, Path(pattern=COLLECTION_PATTERN)]
+
+
+def subject_page(
+    collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Only subjects whose name contains this.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> SubjectPageRequest:
+    return SubjectPageRequest(collection=collection, name_contains=q, limit=limit, offset=offset)
 
 
 @router.get("/collections", response_model=CollectionList, responses=error_responses(*COMMON_ERRORS))
 async def list_collections(principal: ManageKey, gallery: GalleryDep) -> CollectionList:
     """List collections with their subject and face counts and retention."""
     records = await gallery.list_collections(principal=principal)
-    return CollectionList(items=[CollectionRead(**vars(record)) for record in records])
+    return CollectionList(items=[convert.collection(record) for record in records])
 
 
 @router.patch(
@@ -47,8 +63,7 @@ async def update_collection(
     name: CollectionPath, changes: CollectionUpdate, principal: ManageKey, gallery: GalleryDep
 ) -> CollectionRead:
     """Set or clear a collection's retention period (faces older than it are deleted)."""
-    record = await gallery.set_retention(name, days=changes.retention_days, principal=principal)
-    return CollectionRead(**vars(record))
+    return convert.collection(await gallery.set_retention(name, days=changes.retention_days, principal=principal))
 
 
 @router.delete(
@@ -64,15 +79,11 @@ async def delete_collection(name: CollectionPath, principal: ManageKey, gallery:
 
 @router.get("/subjects", response_model=SubjectPage, responses=error_responses("COLLECTION_NOT_FOUND", *COMMON_ERRORS))
 async def list_subjects(
-    principal: ManageKey,
-    gallery: GalleryDep,
-    collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    principal: ManageKey, gallery: GalleryDep, page: Annotated[SubjectPageRequest, Depends(subject_page)]
 ) -> SubjectPage:
-    """List subjects, optionally of one collection, a page at a time."""
-    records, total = await gallery.list_subjects(collection=collection, limit=limit, offset=offset, principal=principal)
-    return SubjectPage(items=[convert.subject(r) for r in records], total=total, limit=limit, offset=offset)
+    """List subjects, optionally of one collection or matching a name, a page at a time."""
+    records, total = await gallery.list_subjects(page, principal=principal)
+    return SubjectPage(items=[convert.subject(r) for r in records], total=total, limit=page.limit, offset=page.offset)
 
 
 @router.get(
@@ -89,16 +100,11 @@ async def get_subject(subject_id: uuid.UUID, principal: ManageKey, gallery: Gall
     responses=error_responses("BAD_REQUEST", "SUBJECT_NOT_FOUND", "SUBJECT_NAME_CONFLICT", *COMMON_ERRORS),
 )
 async def update_subject(
-    subject_id: uuid.UUID, changes: SubjectUpdate, principal: ManageKey, gallery: GalleryDep, runtime: RuntimeDep
+    subject_id: uuid.UUID, changes: SubjectUpdate, principal: ManageKey, gallery: GalleryDep
 ) -> SubjectRead:
     """Rename a subject or replace its metadata."""
-    async with audited(runtime, principal, "subject.update") as note:
-        note.subject_ids.append(subject_id)
-        note.details["fields"] = sorted(changes.model_fields_set)
-        record = await gallery.update_subject(
-            subject_id, changes=changes.model_dump(exclude_unset=True), principal=principal
-        )
-    return convert.subject(record)
+    values = changes.model_dump(exclude_unset=True)
+    return convert.subject(await gallery.update_subject(subject_id, changes=values, principal=principal))
 
 
 @router.delete(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import RuntimeDep
+from app.api.deps import ServicesDep
 from app.schemas import HealthResponse, ReadinessResponse
 
 router = APIRouter(tags=["health"])
@@ -18,9 +18,10 @@ async def healthz() -> HealthResponse:
 
 
 @router.get("/readyz", response_model=ReadinessResponse, responses={503: {"model": ReadinessResponse}})
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """The model is loaded, the database reachable and its schema current."""
-    checks = await runtime.readiness()
-    ready = all(value == "ok" for value in checks.values())
-    body = ReadinessResponse(status="ready" if ready else "not_ready", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """The models answer a probe, the database is reachable and its schema current."""
+    assert services.health is not None  # the server always holds an engine
+    readiness = await services.health.readiness()
+    status = "ready" if readiness.ready else "not_ready"
+    body = ReadinessResponse(status=status, checks=readiness.checks, engine=readiness.engine)
+    return JSONResponse(body.model_dump(), status_code=200 if readiness.ready else 503)

@@ -1,0 +1,196 @@
+"""The composition root: settings in, engine, database and services out.
+
+`facerec serve` (app.main's lifespan) and the CLI commands build what they need from here, and
+only that: a command that manages keys opens the database and no model; one that enrols opens
+both. Background jobs (retention, the first-run key) are the server's alone (app.jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+from app.config import VGGFACE2_WEIGHTS_FILENAME, Settings
+from app.db.embedded import EmbeddedPostgres
+from app.db.hnsw import HnswOptions
+from app.db.session import Database, make_engine
+from app.engine.batching import EmbeddingBatcher
+from app.engine.build import EngineConfig, build_engine
+from app.engine.decode import ImageLimits
+from app.engine.engine import FaceEngine
+from app.engine.faces import Embedder
+from app.engine.inference import InferencePool
+from app.engine.onnx_runtime import default_threads
+from app.engine.weights import WeightsSource, resolve_weights
+from app.services.access import KeyService, Scope
+from app.services.analysis import FaceAnalyser
+from app.services.audit import AuditTrail
+from app.services.container import Services
+from app.services.enrollment import EnrollmentService
+from app.services.gallery import GalleryService
+from app.services.health import HealthService
+from app.services.policy import RecognitionPolicy
+from app.services.ratelimit import RateLimiter
+from app.services.recognition import RecognitionService
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels, min_side=settings.min_image_side
+    )
+
+
+def weights_source(settings: Settings) -> WeightsSource:
+    return WeightsSource(
+        explicit_path=settings.weights_path,
+        model_dir=settings.model_dir,
+        filename=VGGFACE2_WEIGHTS_FILENAME,
+        url=settings.weights_url,
+        sha256=settings.weights_sha256,
+    )
+
+
+@dataclass(frozen=True)
+class ProcessModel:
+    """How many model calls run at once, and on how many threads each.
+
+    By default, one call per core on one thread each, except embedding, which uses every core:
+    the batcher makes it one call at a time, holding every waiting face. Measured on two cores:
+    one call per core gave 24-25 identify/s at concurrency 4-16 against 17 for one call on two
+    threads, with the same single-stream latency (MTCNN's small convolutions hardly gain from a
+    second thread), while a batch-1 embedding takes 15 ms on two threads against 25 on one.
+    """
+
+    workers: int
+    threads_per_call: int
+    embed_threads: int
+
+    @staticmethod
+    def of(settings: Settings, *, cores: int | None = None) -> ProcessModel:
+        cores = cores or default_threads()
+        workers = settings.inference_workers or cores
+        return ProcessModel(
+            workers=workers,
+            threads_per_call=settings.torch_threads or max(1, cores // workers),
+            embed_threads=settings.torch_threads or cores,
+        )
+
+
+def open_engine(settings: Settings, *, embedder: Embedder | None = None) -> FaceEngine:
+    """Resolve and verify the weights, then build the engine; raises WeightsUnavailableError. Blocking."""
+    path = resolve_weights(weights_source(settings), allow_download=settings.allow_download)
+    process = ProcessModel.of(settings)
+    config = EngineConfig(
+        weights_path=path,
+        weights_sha256=settings.weights_sha256,  # resolve_weights has just verified the file against it
+        model_id=settings.model_id,
+        cache_dir=settings.model_dir / "onnx",
+        device=settings.device,
+        detector_backend=settings.detector_backend,
+        embedding_backend=settings.embedding_backend,
+        embedding_precision=settings.embedding_precision,
+        detector_min_face_px=settings.detector_min_face_px,
+        detect_max_side=settings.detect_max_side,
+        detect_threads=process.threads_per_call,
+        embed_threads=process.embed_threads,
+    )
+    return build_engine(config, embedder=embedder)
+
+
+@asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    """FACEREC_DATABASE_URL, or an embedded Postgres started for as long as the block runs."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    server = EmbeddedPostgres(settings.embedded_pgdata, port=settings.embedded_db_port)
+    await asyncio.to_thread(server.start)
+    try:
+        yield server.url
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+def make_database(settings: Settings, *, url: str, pool_size: int | None = None) -> Database:
+    engine = make_engine(
+        url,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=settings.db_max_overflow if pool_size is None else 1,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_s=settings.db_statement_timeout_s,
+    )
+    return Database(engine, url=url, hnsw=HnswOptions.of(settings))
+
+
+def rate_limits(settings: Settings) -> dict[str, int]:
+    return {
+        Scope.DETECT.value: settings.rate_limit_detect_per_minute,
+        Scope.VERIFY.value: settings.rate_limit_verify_per_minute,
+        Scope.IDENTIFY.value: settings.rate_limit_identify_per_minute,
+        Scope.ENROLL.value: settings.rate_limit_enroll_per_minute,
+        Scope.MANAGE.value: settings.rate_limit_manage_per_minute,
+        Scope.ADMIN.value: settings.rate_limit_admin_per_minute,
+    }
+
+
+def policy_of(settings: Settings) -> RecognitionPolicy:
+    return RecognitionPolicy(
+        match_threshold=settings.match_threshold,
+        min_face_px=settings.min_face_px,
+        min_detection_probability=settings.min_detection_probability,
+        hnsw_ef_search=settings.hnsw_ef_search,
+    )
+
+
+def build_services(
+    settings: Settings, *, database: Database, engine: FaceEngine | None, stack: AsyncExitStack
+) -> Services:
+    """The services; with an engine, its inference pool too (shut down when the stack closes)."""
+    audit = AuditTrail(database=database)
+    gallery = GalleryService(database=database, audit=audit)
+    keys = KeyService(database=database)
+    limiter = RateLimiter(per_minute=rate_limits(settings))
+    if engine is None:
+        return Services(
+            settings=settings, database=database, gallery=gallery, keys=keys, audit=audit, rate_limiter=limiter
+        )
+    pool = InferencePool(
+        workers=ProcessModel.of(settings).workers,
+        max_pending=settings.max_pending_inferences,
+        deadline_s=settings.request_deadline_s,
+    )
+    stack.callback(pool.shutdown)
+    batcher = EmbeddingBatcher(
+        embed=engine.embed,
+        pool=pool,
+        max_faces=settings.embed_max_batch,
+        window_s=settings.embed_batch_window_ms / 1000,
+    )
+    analyser = FaceAnalyser(engine=engine, pool=pool, batcher=batcher, limits=image_limits(settings))
+    policy = policy_of(settings)
+    return Services(
+        settings=settings,
+        database=database,
+        gallery=gallery,
+        keys=keys,
+        audit=audit,
+        rate_limiter=limiter,
+        analyser=analyser,
+        recognition=RecognitionService(analyser=analyser, database=database, policy=policy, audit=audit),
+        enrollment=EnrollmentService(analyser=analyser, database=database, policy=policy, audit=audit),
+        health=HealthService(database=database, analyser=analyser),
+    )
+
+
+@asynccontextmanager
+async def open_services(settings: Settings, *, with_engine: bool) -> AsyncIterator[Services]:
+    """For CLI commands: a migrated database (embedded or external), and the engine if asked; no jobs."""
+    async with AsyncExitStack() as stack:
+        engine = await asyncio.to_thread(open_engine, settings) if with_engine else None
+        url = await stack.enter_async_context(database_url(settings))
+        database = make_database(settings, url=url, pool_size=2)
+        stack.push_async_callback(database.engine.dispose)
+        await asyncio.wait_for(database.prepare(migrate=settings.migrate_on_start), timeout=120)
+        yield build_services(settings, database=database, engine=engine, stack=stack)
