@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -176,16 +176,21 @@ async def list_subjects(
     allowed_collections: frozenset[str] | None,
     limit: int,
     offset: int,
+    name_contains: str | None = None,
 ) -> tuple[list[SubjectRecord], int]:
-    """A page of subjects ordered by name, and the total count."""
-    query = _subject_query()
-    count_query = select(func.count()).select_from(Subject).join(Collection, Collection.id == Subject.collection_id)
+    """A page of subjects ordered by name, and the total count; name_contains matches case-insensitively."""
+    filters: list[ColumnElement[bool]] = []
     if collection_id is not None:
-        query = query.where(Subject.collection_id == collection_id)
-        count_query = count_query.where(Subject.collection_id == collection_id)
+        filters.append(Subject.collection_id == collection_id)
     if allowed_collections is not None:
-        query = query.where(Collection.name.in_(sorted(allowed_collections)))
-        count_query = count_query.where(Collection.name.in_(sorted(allowed_collections)))
+        filters.append(Collection.name.in_(sorted(allowed_collections)))
+    if name_contains:
+        # % and _ in the search text are literal characters, not wildcards.
+        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        filters.append(Subject.name.ilike(f"%{escaped}%", escape="\\"))
+    query = _subject_query().where(*filters)
+    in_collection = Collection.id == Subject.collection_id
+    count_query = select(func.count()).select_from(Subject).join(Collection, in_collection).where(*filters)
     rows = (
         await session.execute(query.order_by(Collection.name, Subject.name, Subject.id).limit(limit).offset(offset))
     ).all()

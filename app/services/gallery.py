@@ -90,7 +90,7 @@ class GalleryService:
             return counts
 
     async def list_subjects(
-        self, *, collection: str | None, limit: int, offset: int, principal: Principal
+        self, *, collection: str | None, limit: int, offset: int, principal: Principal, name_contains: str | None = None
     ) -> tuple[list[SubjectRecord], int]:
         async with self._database.transaction() as session:
             collection_id = None
@@ -103,6 +103,7 @@ class GalleryService:
                 allowed_collections=principal.collections,
                 limit=limit,
                 offset=offset,
+                name_contains=name_contains,
             )
 
     async def get_subject(self, subject_id: uuid.UUID, *, principal: Principal) -> SubjectRecord:

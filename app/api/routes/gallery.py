@@ -67,11 +67,16 @@ async def list_subjects(
     principal: ManageKey,
     gallery: GalleryDep,
     collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Only names containing this, any case.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> SubjectPage:
-    """List subjects, optionally of one collection, a page at a time."""
-    records, total = await gallery.list_subjects(collection=collection, limit=limit, offset=offset, principal=principal)
+    """List subjects, optionally of one collection or matching a name, a page at a time."""
+    records, total = await gallery.list_subjects(
+        collection=collection, limit=limit, offset=offset, principal=principal, name_contains=q
+    )
     return SubjectPage(items=[convert.subject(r) for r in records], total=total, limit=limit, offset=offset)
 
 
