@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.formparsers import MultiPartParser
 from starlette.middleware.cors import CORSMiddleware
 
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Uploads stay in memory up to the body cap instead of rolling over to temporary files.
     MultiPartParser.spool_max_size = settings.max_request_bytes
-    app = FastAPI(
+    # The docs pages load Swagger UI's and ReDoc's scripts from the service, not a CDN: they work offline.
+    app = FastAPIOffline(
         title="facerec",
         version=__version__,
         description=DESCRIPTION,

@@ -101,6 +101,8 @@ def _content_length(scope: Scope) -> int | None:
 
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# The docs' offline scripts: a browser loads them before it has a key.
+PUBLIC_PREFIXES = ("/static-offline-docs/",)
 
 
 class CredentialsRequiredMiddleware:
@@ -119,6 +121,7 @@ class CredentialsRequiredMiddleware:
             scope["type"] != "http"
             or scope["method"] == "OPTIONS"
             or scope["path"] in PUBLIC_PATHS
+            or scope["path"].startswith(PUBLIC_PREFIXES)
             or _has_credentials(scope)
         ):
             await self.app(scope, receive, send)
