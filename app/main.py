@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, CredentialsRequiredMiddleware
-from app.api.routes import access, faces, gallery, health
+from app.api.routes import access, console, faces, gallery, health
 from app.config import Settings
 from app.runtime import Runtime, open_runtime
 
@@ -43,7 +43,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Uploads stay in memory up to the body cap instead of rolling over to temporary files.
     MultiPartParser.spool_max_size = settings.max_request_bytes
     # The docs pages load Swagger UI's and ReDoc's scripts from the service, not a CDN: they work offline.
+    # /redoc is served by the console router, which adds an image policy to fastapi-offline's page.
     app = FastAPIOffline(
+        redoc_url=None,
+        static_url=console.DOCS_ASSETS_PREFIX,
         title="facerec",
         version=__version__,
         description=DESCRIPTION,
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(gallery.router)
     app.include_router(access.router)
     app.include_router(health.router)
+    app.include_router(console.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

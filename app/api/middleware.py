@@ -100,9 +100,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-# The docs' offline scripts: a browser loads them before it has a key.
-PUBLIC_PREFIXES = ("/static-offline-docs/",)
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"})
+# The web console's files and the docs' offline scripts: a browser loads them before it has a key.
+PUBLIC_PREFIXES = ("/console/", "/static-offline-docs/")
 
 
 class CredentialsRequiredMiddleware:
