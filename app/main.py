@@ -8,13 +8,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.formparsers import MultiPartParser
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, CredentialsRequiredMiddleware
-from app.api.routes import access, faces, gallery, health
+from app.api.routes import access, console, faces, gallery, health
 from app.composition import build_services, database_url, make_database, open_engine
 from app.config import Settings
 from app.engine.faces import Embedder
@@ -53,7 +54,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
 
     # Uploads stay in memory up to the body cap instead of rolling over to temporary files.
     MultiPartParser.spool_max_size = settings.max_request_bytes
-    app = FastAPI(
+    # The docs pages load Swagger UI's and ReDoc's scripts from the service, not a CDN: they work offline.
+    # /redoc is served by the console router, which adds an image policy to fastapi-offline's page.
+    app = FastAPIOffline(
+        redoc_url=None,
+        static_url=console.DOCS_ASSETS_PREFIX,
         title="facerec",
         version=__version__,
         description=DESCRIPTION,
@@ -68,7 +73,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     if settings.auth_enabled:
         app.add_middleware(CredentialsRequiredMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    for module in (faces, gallery, access, health):
+    for module in (faces, gallery, access, health, console):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

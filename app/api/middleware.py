@@ -100,7 +100,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"})
+# The web console's files and the docs' offline scripts: a browser loads them before it has a key.
+PUBLIC_PREFIXES = ("/console/", "/static-offline-docs/")
 
 
 class CredentialsRequiredMiddleware:
@@ -119,6 +121,7 @@ class CredentialsRequiredMiddleware:
             scope["type"] != "http"
             or scope["method"] == "OPTIONS"
             or scope["path"] in PUBLIC_PATHS
+            or scope["path"].startswith(PUBLIC_PREFIXES)
             or _has_credentials(scope)
         ):
             await self.app(scope, receive, send)

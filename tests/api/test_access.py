@@ -20,7 +20,7 @@ from app.services.ratelimit import RateLimiter
 from tests.api.helpers import enrol, error_code
 from tests.conftest import api_routes, issue_key, make_settings, running_app
 
-PUBLIC = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+PUBLIC = {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"}
 
 # The scope each route needs; admin keys may do everything.
 ROUTE_SCOPES: dict[tuple[str, str], Scope] = {

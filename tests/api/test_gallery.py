@@ -177,3 +177,18 @@ def test_delete_face_removes_it_then_404(client: TestClient, faces_dir: Path) ->
     assert second.status_code == 404
     assert error_code(second) == "FACE_NOT_FOUND"
     assert client.get(f"/subjects/{amy['subject_id']}").json()["face_count"] == 0
+
+
+def test_list_subjects_q_matches_a_name_substring_in_any_case_with_wildcards_taken_literally(
+    client: TestClient, faces_dir: Path
+) -> None:
+    for name in ("Ann Lee", "JOANNA", "Bob", "100% Real", "a_b", "axb"):
+        enrol(client, faces_dir, "amy_adams/1.jpg", name)
+
+    found = {q: client.get("/subjects", params={"q": q}).json() for q in ("ann", "%", "_", "zzz")}
+
+    assert [s["name"] for s in found["ann"]["items"]] == ["Ann Lee", "JOANNA"]
+    assert found["ann"]["total"] == 2
+    assert [s["name"] for s in found["%"]["items"]] == ["100% Real"]
+    assert [s["name"] for s in found["_"]["items"]] == ["a_b"]
+    assert found["zzz"] == {"items": [], "total": 0, "limit": 100, "offset": 0}

@@ -88,7 +88,7 @@ def test_no_response_schema_can_carry_an_embedding() -> None:
 
 
 def test_every_route_handler_has_a_one_line_docstring() -> None:
-    routes = api_routes(APP.routes)
+    routes = [route for route in api_routes(APP.routes) if route.include_in_schema]  # not the docs and console pages
 
     assert len(routes) == len(OPERATIONS)
     for route in routes:
