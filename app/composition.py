@@ -32,6 +32,7 @@ from app.services.enrollment import EnrollmentService
 from app.services.gallery import GalleryService
 from app.services.health import HealthService
 from app.services.policy import RecognitionPolicy
+from app.services.quality import QualityLimits
 from app.services.ratelimit import RateLimiter
 from app.services.recognition import RecognitionService
 
@@ -135,11 +136,25 @@ def rate_limits(settings: Settings) -> dict[str, int]:
     }
 
 
+def quality_limits(settings: Settings) -> QualityLimits:
+    return QualityLimits(
+        min_face_px=settings.min_face_px,
+        min_detection_probability=settings.min_detection_probability,
+        min_sharpness=settings.quality_min_sharpness,
+        max_roll_degrees=settings.quality_max_roll_degrees,
+        max_yaw_offset=settings.quality_max_yaw_offset,
+        min_brightness=settings.quality_min_brightness,
+        max_brightness=settings.quality_max_brightness,
+        max_clipped_fraction=settings.quality_max_clipped_fraction,
+    )
+
+
 def policy_of(settings: Settings) -> RecognitionPolicy:
     return RecognitionPolicy(
         match_threshold=settings.match_threshold,
-        min_face_px=settings.min_face_px,
-        min_detection_probability=settings.min_detection_probability,
+        quality=quality_limits(settings),
+        bystander_max_width_ratio=settings.bystander_max_width_ratio,
+        enroll_conflict_check=settings.enroll_conflict_check,
         hnsw_ef_search=settings.hnsw_ef_search,
     )
 
@@ -156,19 +171,7 @@ def build_services(
         return Services(
             settings=settings, database=database, gallery=gallery, keys=keys, audit=audit, rate_limiter=limiter
         )
-    pool = InferencePool(
-        workers=ProcessModel.of(settings).workers,
-        max_pending=settings.max_pending_inferences,
-        deadline_s=settings.request_deadline_s,
-    )
-    stack.callback(pool.shutdown)
-    batcher = EmbeddingBatcher(
-        embed=engine.embed,
-        pool=pool,
-        max_faces=settings.embed_max_batch,
-        window_s=settings.embed_batch_window_ms / 1000,
-    )
-    analyser = FaceAnalyser(engine=engine, pool=pool, batcher=batcher, limits=image_limits(settings))
+    analyser = build_analyser(settings, engine=engine, stack=stack)
     policy = policy_of(settings)
     return Services(
         settings=settings,
@@ -182,6 +185,23 @@ def build_services(
         enrollment=EnrollmentService(analyser=analyser, database=database, policy=policy, audit=audit),
         health=HealthService(database=database, analyser=analyser),
     )
+
+
+def build_analyser(settings: Settings, *, engine: FaceEngine, stack: AsyncExitStack) -> FaceAnalyser:
+    """The engine behind its inference pool (shut down when the stack closes) and batcher."""
+    pool = InferencePool(
+        workers=ProcessModel.of(settings).workers,
+        max_pending=settings.max_pending_inferences,
+        deadline_s=settings.request_deadline_s,
+    )
+    stack.callback(pool.shutdown)
+    batcher = EmbeddingBatcher(
+        embed=engine.embed,
+        pool=pool,
+        max_faces=settings.embed_max_batch,
+        window_s=settings.embed_batch_window_ms / 1000,
+    )
+    return FaceAnalyser(engine=engine, pool=pool, batcher=batcher, limits=image_limits(settings))
 
 
 @asynccontextmanager

@@ -138,13 +138,51 @@ class Settings(BaseSettings):
         default=0.5,
         ge=-1.0,
         le=1.0,
-        description="Cosine similarity at or above which identify names a match and verify says same person.",
+        description="Cosine similarity at or above which identify names a match and verify says same person; "
+        "a collection's own threshold (PATCH /collections/{name}) overrides it.",
     )
     min_face_px: int = Field(
         default=40, ge=1, description="Enrolment quality gate: smallest accepted face side, in pixels."
     )
     min_detection_probability: float = Field(
         default=0.95, ge=0.0, le=1.0, description="Enrolment quality gate: smallest detection probability."
+    )
+    quality_min_sharpness: float = Field(
+        default=4.0,
+        ge=0.0,
+        description="Enrolment quality gate: smallest variance of the Laplacian of the grey 160x160 crop (blur).",
+    )
+    quality_max_roll_degrees: float = Field(
+        default=35.0, ge=0.0, le=180.0, description="Enrolment quality gate: largest tilt of the eye line, degrees."
+    )
+    quality_max_yaw_offset: float = Field(
+        default=1.3,
+        ge=0.0,
+        description="Enrolment quality gate: largest offset of the nose from the eyes' midpoint, in half eye "
+        "distances (0 frontal, about 1 in profile).",
+    )
+    quality_min_brightness: float = Field(
+        default=40.0, ge=0.0, le=255.0, description="Enrolment quality gate: darkest mean grey level of the crop."
+    )
+    quality_max_brightness: float = Field(
+        default=220.0, ge=0.0, le=255.0, description="Enrolment quality gate: brightest mean grey level of the crop."
+    )
+    quality_max_clipped_fraction: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="Enrolment quality gate: largest share of crop pixels lost to black (<= 5) or white (>= 250).",
+    )
+    bystander_max_width_ratio: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Enrolment ignores faces narrower than this fraction of the main face's width (bystanders).",
+    )
+    enroll_conflict_check: bool = Field(
+        default=True,
+        description="Refuse (409) an enrolment whose face matches another subject of the collection at or above the "
+        "threshold, unless the request sends on_conflict=allow.",
     )
     detector_min_face_px: int = Field(
         default=40,
@@ -201,6 +239,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _lowercase_hash(self) -> Settings:
         self.weights_sha256 = self.weights_sha256.lower()
+        return self
+
+    @model_validator(mode="after")
+    def _brightness_range_is_a_range(self) -> Settings:
+        if self.quality_min_brightness > self.quality_max_brightness:
+            raise ValueError("FACEREC_QUALITY_MIN_BRIGHTNESS must not exceed FACEREC_QUALITY_MAX_BRIGHTNESS")
         return self
 
     @model_validator(mode="after")

@@ -26,9 +26,11 @@ from app.composition import open_engine
 from app.config import Settings
 from app.db.embedded import EmbeddedPostgres
 from app.engine.engine import FaceEngine
+from app.engine.faces import Embedder
 from app.main import create_app
 from app.services.access import SYSTEM, Scope
 from app.services.container import Services
+from tests.embedder import LabelledEmbedder, build_embedder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FACES_DIR = Path(os.environ.get("FACEREC_TEST_FACES_DIR", REPO_ROOT.parent / "shared" / "faces"))
@@ -96,14 +98,22 @@ def engine(settings: Settings) -> FaceEngine:
     return open_engine(settings)
 
 
+@pytest.fixture(scope="session")
+def labelled_embedder(engine: FaceEngine) -> LabelledEmbedder:
+    """The controlled embedder (tests/embedder.py), knowing every labelled photo of the faces folder."""
+    return build_embedder(engine, faces_dir=FACES_DIR)
+
+
 @contextmanager
-def running_app(settings: Settings, *, ready_within_s: float = 60.0) -> Iterator[TestClient]:
+def running_app(
+    settings: Settings, *, embedder: Embedder | None = None, ready_within_s: float = 60.0
+) -> Iterator[TestClient]:
     """The app with its lifespan running, once /readyz says the database is migrated and ready.
 
     With authentication on (the default, as in production) the client sends an admin key that
-    the running service issued through its own key service.
+    the running service issued through its own key service. `embedder` replaces the real one.
     """
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    with TestClient(create_app(settings, embedder=embedder), raise_server_exceptions=False) as client:
         deadline = time.monotonic() + ready_within_s
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, client.get("/readyz").json()
@@ -124,9 +134,10 @@ def issue_key(client: TestClient, scopes: list[Scope], collections: list[str] | 
 
 
 @pytest.fixture(scope="session")
-def app_client(settings: Settings) -> Iterator[TestClient]:
-    """One running app for the whole session: the model loads once."""
-    with running_app(settings) as client:
+def app_client(settings: Settings, labelled_embedder: LabelledEmbedder) -> Iterator[TestClient]:
+    """One running app for the whole session: the real detector, and the controlled embedder, so that
+    different people differ (the untrained weights make every face alike)."""
+    with running_app(settings, embedder=labelled_embedder) as client:
         yield client
 
 

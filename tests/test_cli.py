@@ -163,6 +163,8 @@ def enrolled_gallery(
         weights_path=str(weights_path),
         weights_sha256=weights_sha256,
         allow_download="false",
+        # The untrained weights make every face alike: the duplicate-identity guard would refuse the second person.
+        enroll_conflict_check="false",
     )
     result = run_cli("enroll-dir", str(root), "--collection", COLLECTION, "--concurrency", "2", env=env)
     return EnrolledGallery(root=root, env=env, result=result)

@@ -16,15 +16,21 @@ from app.schemas import (
     EnrollResponse,
     IdentifiedFaceRead,
     IdentifyResponse,
+    IgnoredFaceRead,
     KeyRead,
     Landmarks,
+    MeasuredFaceRead,
     Point,
+    QualityFailureRead,
+    QualityRead,
     StoredFaceRead,
     SubjectRead,
     VerifyResponse,
+    WarningRead,
 )
 from app.services.analysis import Detection
 from app.services.enrollment import EnrollResult
+from app.services.quality import AnalysedFace, QualityLimits, quality_failures
 from app.services.recognition import IdentifyResult, VerifyResult
 
 
@@ -50,22 +56,53 @@ def candidate(match: SubjectMatch) -> Candidate:
     return Candidate(subject_id=match.subject_id, subject=match.name, similarity=round(match.similarity, 6))
 
 
-def detect_response(detection: Detection) -> DetectResponse:
-    return DetectResponse(
-        width=detection.width, height=detection.height, faces=[detected_face(face) for face in detection.faces]
+def measured_face(item: AnalysedFace, *, limits: QualityLimits) -> MeasuredFaceRead:
+    failures = quality_failures(item, limits=limits)
+    quality = item.quality
+    return MeasuredFaceRead(
+        **detected_face(item.face).model_dump(),
+        quality=QualityRead(
+            sharpness=round(quality.sharpness, 3),
+            roll_degrees=round(quality.roll_degrees, 2),
+            yaw_offset=round(quality.yaw_offset, 4),
+            brightness=round(quality.brightness, 2),
+            clipped_fraction=round(quality.clipped_fraction, 4),
+            passes=not failures,
+            failures=[
+                QualityFailureRead(rule=failure.rule, value=round(failure.value, 4), limit=failure.limit)
+                for failure in failures
+            ],
+        ),
     )
 
 
-def enroll_response(result: EnrollResult) -> EnrollResponse:
+def detect_response(detection: Detection, *, limits: QualityLimits) -> DetectResponse:
+    return DetectResponse(
+        width=detection.width,
+        height=detection.height,
+        faces=[measured_face(item, limits=limits) for item in detection.faces],
+    )
+
+
+def enroll_response(result: EnrollResult, *, limits: QualityLimits) -> EnrollResponse:
     return EnrollResponse(
         subject_id=result.subject_id,
         subject=result.subject,
         collection=result.collection,
         face_id=result.face_id,
-        face=detected_face(result.face),
+        face=measured_face(result.face, limits=limits),
         model_id=result.model_id,
         created=result.face_created,
         subject_created=result.subject_created,
+        ignored_faces=[
+            IgnoredFaceRead(
+                **measured_face(item.face, limits=limits).model_dump(), reason=item.reason, message=item.message
+            )
+            for item in result.ignored_faces
+        ],
+        warnings=[WarningRead(code=w.code, message=w.message, details=w.details) for w in result.warnings],
+        threshold=result.threshold.value,
+        threshold_source=result.threshold.source.value,
     )
 
 
@@ -81,7 +118,8 @@ def identify_response(result: IdentifyResult) -> IdentifyResponse:
     return IdentifyResponse(
         collection=result.collection,
         model_id=result.model_id,
-        threshold=result.threshold,
+        threshold=result.threshold.value,
+        threshold_source=result.threshold.source.value,
         faces_detected=result.faces_detected,
         faces=faces,
     )
@@ -90,7 +128,8 @@ def identify_response(result: IdentifyResult) -> IdentifyResponse:
 def verify_response(result: VerifyResult) -> VerifyResponse:
     return VerifyResponse(
         similarity=round(result.similarity, 6),
-        threshold=result.threshold,
+        threshold=result.threshold.value,
+        threshold_source=result.threshold.source.value,
         same_person=result.same_person,
         face=detected_face(result.face),
         face_b=None if result.face_b is None else detected_face(result.face_b),
@@ -105,6 +144,7 @@ def collection(record: CollectionRecord) -> CollectionRead:
         face_count=record.face_count,
         created_at=record.created_at,
         retention_days=record.retention_days,
+        match_threshold=record.match_threshold,
     )
 
 

@@ -15,14 +15,19 @@ from app.api.deps import SettingsDep
 from app.errors import FieldValidationError, PayloadTooLargeError
 from app.schemas import COLLECTION_PATTERN, SubjectName, no_nul_in_json
 from app.services.enrollment import EnrollRequest
-from app.services.policy import DEFAULT_COLLECTION, MultipleFacesPolicy
+from app.services.policy import DEFAULT_COLLECTION, ConflictPolicy, LowSimilarityPolicy
+from app.services.quality import MultipleFacesPolicy
 from app.services.recognition import IdentifyRequest, VerifyRequest
 
 ImageFile = Annotated[UploadFile, File(description="JPEG, PNG or WEBP photo.")]
 CollectionField = Annotated[str, Form(pattern=COLLECTION_PATTERN, description="Collection (gallery) name.")]
 ThresholdField = Annotated[
     float | None,
-    Form(ge=-1.0, le=1.0, description="Cosine similarity needed for a match; default from settings."),
+    Form(
+        ge=-1.0,
+        le=1.0,
+        description="Cosine similarity needed for a match; default: the collection's, else the service's.",
+    ),
 ]
 SubjectField = Annotated[
     SubjectName, Form(description="The person's name, unique in the collection (1-200 characters).")
@@ -36,7 +41,22 @@ IdempotencyHeader = Annotated[
         description="Retry-safe key: a repeat with the same key returns the first answer and stores nothing new.",
     ),
 ]
-MultipleFacesField = Annotated[MultipleFacesPolicy, Form(description="reject (422) or enrol the largest face.")]
+MultipleFacesField = Annotated[
+    MultipleFacesPolicy,
+    Form(description="reject (422) or enrol the largest of several faces of comparable size (bystanders never count)."),
+]
+ConflictField = Annotated[
+    ConflictPolicy,
+    Form(description="reject (409 FACE_MATCHES_OTHER_SUBJECT) or allow a face that matches another subject."),
+]
+LowSimilarityField = Annotated[
+    LowSimilarityPolicy,
+    Form(description="warn, or reject (409), when the face is unlike the subject's other faces."),
+]
+GuardThresholdField = Annotated[
+    float | None,
+    Form(ge=-1.0, le=1.0, description="Threshold for the duplicate and consistency guards; default: the collection's."),
+]
 TopKField = Annotated[int | None, Form(ge=1, le=100, description="Candidates per face (default 3).")]
 MaxFacesField = Annotated[int | None, Form(ge=1, le=100, description="Largest faces to identify (default 10).")]
 
@@ -77,6 +97,9 @@ async def enroll_form(
     collection: CollectionField = DEFAULT_COLLECTION,
     metadata: MetadataField = None,
     on_multiple_faces: MultipleFacesField = MultipleFacesPolicy.REJECT,
+    on_conflict: ConflictField = ConflictPolicy.REJECT,
+    on_low_similarity: LowSimilarityField = LowSimilarityPolicy.WARN,
+    threshold: GuardThresholdField = None,
     idempotency_key: IdempotencyHeader = None,
 ) -> EnrollRequest:
     return EnrollRequest(
@@ -85,6 +108,9 @@ async def enroll_form(
         collection=collection,
         metadata=parse_metadata(metadata),
         on_multiple_faces=on_multiple_faces,
+        on_conflict=on_conflict,
+        on_low_similarity=on_low_similarity,
+        threshold=threshold,
         idempotency_key=idempotency_key,
     )
 

@@ -8,7 +8,7 @@ import click
 import typer
 
 from app import __version__
-from app.cli import db, gallery, keys, models, recognize, serve
+from app.cli import db, evaluate, gallery, keys, models, recognize, serve
 from app.cli.common import USAGE
 from app.cli.enroll import enroll_dir
 
@@ -26,6 +26,8 @@ app.command("enroll-dir")(enroll_dir)
 app.add_typer(keys.app, name="keys")
 app.command("purge")(gallery.purge)
 app.command("identify")(recognize.identify)
+app.command("eval")(evaluate.eval_command)
+app.command("calibrate")(evaluate.calibrate_command)
 
 
 def version(value: bool) -> None:

@@ -17,7 +17,7 @@ from app.composition import open_services
 from app.errors import FacerecError
 from app.services.access import SYSTEM
 from app.services.enrollment import EnrollRequest
-from app.services.policy import MultipleFacesPolicy
+from app.services.quality import MultipleFacesPolicy
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 

@@ -23,7 +23,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 EMBEDDING_DIM = 512
-DEFAULT_COLLECTION = "default"
 
 
 class Base(DeclarativeBase):
@@ -39,6 +38,8 @@ class Collection(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     retention_days: Mapped[int | None] = mapped_column(Integer)
+    # The cosine similarity a match needs in this collection; null: FACEREC_MATCH_THRESHOLD.
+    match_threshold: Mapped[float | None] = mapped_column(REAL)
 
 
 class Subject(Base):

@@ -15,6 +15,15 @@ class CollectionRecord:
     face_count: int
     created_at: datetime
     retention_days: int | None
+    match_threshold: float | None
+
+
+@dataclass(frozen=True)
+class CollectionSettings:
+    """What a use case needs of a collection: its id, and its own threshold (None: the service's)."""
+
+    id: int
+    match_threshold: float | None
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,14 @@ class SubjectMatch:
     subject_id: uuid.UUID
     name: str
     similarity: float
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """The nearest subjects of each probe, and the collection's own threshold."""
+
+    per_face: list[list[SubjectMatch]]
+    match_threshold: float | None
 
 
 @dataclass(frozen=True)

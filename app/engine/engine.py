@@ -14,9 +14,21 @@ import numpy as np
 from PIL import Image
 
 from app.engine.crops import downscale, face_crops
+from app.engine.decode import ImageLimits, decode_image
 from app.engine.faces import EMBEDDING_DIM, Crops, DetectedFace, Detector, Embedder, Embeddings
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FoundFaces:
+    """One decoded photo's faces: the `consider` largest (largest first) and their crops, row for row."""
+
+    width: int
+    height: int
+    faces: list[DetectedFace]
+    crops: Crops
+    found: int  # every face detected, of which `faces` holds the largest
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,15 @@ class FaceEngine:
 
     def crops(self, image: Image.Image, *, faces: list[DetectedFace]) -> Crops:
         return face_crops(image, faces=faces)
+
+    def find_faces(self, data: bytes, *, limits: ImageLimits, consider: int) -> FoundFaces:
+        """Decode untrusted upload bytes, detect, and crop the `consider` largest faces."""
+        image = decode_image(data, limits=limits)
+        found = self.detect(image)
+        faces = found[:consider]
+        return FoundFaces(
+            width=image.width, height=image.height, faces=faces, crops=self.crops(image, faces=faces), found=len(found)
+        )
 
     def embed(self, crops: Crops) -> Embeddings:
         """L2-normalised 512-d float32 embeddings, one row per crop."""

@@ -1,28 +1,43 @@
-"""The model work behind every use case: decode and detect in the inference pool, then embed the
-chosen faces in a batch with other requests' faces."""
+"""The model work behind every use case: decode, detect, crop and measure in the inference pool,
+then embed the chosen faces in a batch with other requests' faces."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.engine.batching import EmbeddingBatcher
-from app.engine.decode import ImageLimits, decode_image
+from app.engine.decode import ImageLimits
 from app.engine.engine import EngineDescription, FaceEngine
-from app.engine.faces import Crops, DetectedFace, Embeddings, no_crops
+from app.engine.faces import Crops, Embeddings
 from app.engine.inference import InferencePool
+from app.engine.quality import measure_all
+from app.services.quality import AnalysedFace, IgnoredFace
 
-# Picks the faces to embed (largest first in, a subset out), or raises the error the caller should see.
-FaceChoice = Callable[[list[DetectedFace]], list[DetectedFace]]
+# Faces cropped and measured per photo at most; beyond the widest this many, faces are left out.
+MAX_FACES_MEASURED = 100
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The faces to embed (a subset of those detected, in order) and what was left out on purpose."""
+
+    faces: list[AnalysedFace]
+    ignored: list[IgnoredFace] = field(default_factory=list)
+
+
+# Picks the faces to embed from every face detected (largest first), or raises the error the caller should see.
+FaceChoice = Callable[[list[AnalysedFace]], Chosen]
 
 
 @dataclass(frozen=True)
 class Detection:
-    """What the detector saw in one image: its size and every face, largest first."""
+    """What the detector saw in one image: its size and every face, largest first, with its quality."""
 
     width: int
     height: int
-    faces: list[DetectedFace]
+    faces: list[AnalysedFace]
+    found: int  # every face detected, of which `faces` holds the largest
 
 
 @dataclass(frozen=True)
@@ -31,9 +46,13 @@ class Analysis:
 
     width: int
     height: int
-    faces: list[DetectedFace]
+    chosen: Chosen
     embeddings: Embeddings
     faces_detected: int
+
+    @property
+    def faces(self) -> list[AnalysedFace]:
+        return self.chosen.faces
 
 
 class FaceAnalyser:
@@ -60,29 +79,36 @@ class FaceAnalyser:
         await self._pool.run(self._engine.probe)
 
     async def detect(self, data: bytes) -> Detection:
-        """Every face in the image; no embedding."""
-        return await self._pool.run(self._detect_blocking, data)
+        """Every face in the image (the widest MAX_FACES_MEASURED), with its quality; no embedding."""
+        detection, _ = await self._pool.run(self._detect_blocking, data, consider=MAX_FACES_MEASURED)
+        return detection
 
-    async def analyse(self, data: bytes, *, choose: FaceChoice) -> Analysis:
-        """Detection in the pool, then the chosen faces' embeddings, batched with other requests' faces."""
-        detection, chosen, crops = await self._pool.run(self._choose_and_crop_blocking, data, choose=choose)
-        embeddings = await self._batcher.embed(crops)
+    async def analyse(self, data: bytes, *, choose: FaceChoice, consider: int = MAX_FACES_MEASURED) -> Analysis:
+        """Detection in the pool, then the chosen faces' embeddings, batched with other requests' faces.
+
+        Only the `consider` largest faces are cropped, measured and offered to `choose`.
+        """
+        detection, chosen, crops = await self._pool.run(
+            self._choose_and_crop_blocking, data, choose=choose, consider=consider
+        )
         return Analysis(
             width=detection.width,
             height=detection.height,
-            faces=chosen,
-            embeddings=embeddings,
-            faces_detected=len(detection.faces),
+            chosen=chosen,
+            embeddings=await self._batcher.embed(crops),
+            faces_detected=detection.found,
         )
 
-    def _detect_blocking(self, data: bytes) -> Detection:
-        image = decode_image(data, limits=self._limits)
-        return Detection(width=image.width, height=image.height, faces=self._engine.detect(image))
+    def _detect_blocking(self, data: bytes, *, consider: int) -> tuple[Detection, Crops]:
+        found = self._engine.find_faces(data, limits=self._limits, consider=consider)
+        qualities = measure_all(found.faces, crops=found.crops)
+        analysed = [AnalysedFace(face, quality) for face, quality in zip(found.faces, qualities, strict=True)]
+        return Detection(width=found.width, height=found.height, faces=analysed, found=found.found), found.crops
 
     def _choose_and_crop_blocking(
-        self, data: bytes, *, choose: FaceChoice
-    ) -> tuple[Detection, list[DetectedFace], Crops]:
-        image = decode_image(data, limits=self._limits)
-        detection = Detection(width=image.width, height=image.height, faces=self._engine.detect(image))
+        self, data: bytes, *, choose: FaceChoice, consider: int
+    ) -> tuple[Detection, Chosen, Crops]:
+        detection, crops = self._detect_blocking(data, consider=consider)
         chosen = choose(detection.faces)
-        return detection, chosen, self._engine.crops(image, faces=chosen) if chosen else no_crops()
+        rows = [next(i for i, item in enumerate(detection.faces) if item is face) for face in chosen.faces]
+        return detection, chosen, crops[rows]

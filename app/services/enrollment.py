@@ -1,99 +1,49 @@
-"""Enrolment: one face stored under a subject, in one transaction with its audit entry."""
+"""Enrolment: one face stored under a subject, in one transaction with its guards and its audit entry.
+
+The guards keep a gallery from going bad: the quality gate and the bystander rule choose the face
+(app.services.quality); then, under a per-collection lock, the face must not match another
+subject at or above the threshold (a second name for one person), and a face unlike the
+subject's other faces is flagged (a mislabelled photo).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import hashlib
-import json
+import logging
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from app.db.records import AuditEntry, NewFace
+from app.db.repository import Repository
 from app.db.session import Database
-from app.engine.faces import DetectedFace
-from app.errors import IdempotencyConflictError
+from app.errors import FaceMatchesOtherSubjectError, IdempotencyConflictError, LowSimilarityToSubjectError
 from app.services.access import Principal
-from app.services.analysis import Analysis, FaceAnalyser
+from app.services.analysis import Analysis, Chosen, FaceAnalyser, FaceChoice
 from app.services.audit import AuditTrail
-from app.services.policy import MultipleFacesPolicy, RecognitionPolicy, enrolment_face
+from app.services.enrollment_records import EnrollRequest, EnrollResult, EnrollWarning
+from app.services.policy import ConflictPolicy, LowSimilarityPolicy, RecognitionPolicy, Threshold
+from app.services.quality import AnalysedFace, MultipleFacesPolicy, choose_enrolment_face
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EnrollRequest", "EnrollResult", "EnrollmentService"]
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class EnrollRequest:
-    data: bytes
-    subject: str
-    collection: str
-    metadata: dict[str, Any] | None = None
-    on_multiple_faces: MultipleFacesPolicy = MultipleFacesPolicy.REJECT
-    idempotency_key: str | None = None
+def enrolment_face_choice(policy: RecognitionPolicy, *, on_multiple_faces: MultipleFacesPolicy) -> FaceChoice:
+    """The face an enrolment stores, chosen as app.services.quality says (for `facerec eval` too)."""
 
-    def fingerprint(self) -> str:
-        """What makes two enrolment requests the same request, for Idempotency-Key checks."""
-        described = [
-            hashlib.sha256(self.data).hexdigest(),
-            self.subject,
-            self.collection,
-            self.metadata,
-            self.on_multiple_faces.value,
-        ]
-        return hashlib.sha256(json.dumps(described, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class EnrollResult:
-    subject_id: uuid.UUID
-    subject: str
-    collection: str
-    face_id: uuid.UUID
-    face: DetectedFace
-    model_id: str
-    subject_created: bool
-    face_created: bool
-    replayed: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "subject_id": str(self.subject_id),
-            "subject": self.subject,
-            "collection": self.collection,
-            "face_id": str(self.face_id),
-            "box": list(self.face.box),
-            "landmarks": [list(point) for point in self.face.landmarks],
-            "probability": self.face.probability,
-            "model_id": self.model_id,
-            "subject_created": self.subject_created,
-            "face_created": self.face_created,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], *, model_id: str) -> EnrollResult:
-        x1, y1, x2, y2 = (float(v) for v in data["box"])
-        face = DetectedFace(
-            box=(x1, y1, x2, y2),
-            landmarks=tuple((float(x), float(y)) for x, y in data["landmarks"]),
-            probability=float(data["probability"]),
+    def choose(faces: list[AnalysedFace]) -> Chosen:
+        choice = choose_enrolment_face(
+            faces,
+            limits=policy.quality,
+            bystander_ratio=policy.bystander_max_width_ratio,
+            on_multiple_faces=on_multiple_faces,
         )
-        return cls(
-            subject_id=uuid.UUID(data["subject_id"]),
-            subject=data["subject"],
-            collection=data["collection"],
-            face_id=uuid.UUID(data["face_id"]),
-            face=face,
-            model_id=data.get("model_id", model_id),
-            subject_created=bool(data["subject_created"]),
-            face_created=bool(data["face_created"]),
-            replayed=True,
-        )
+        return Chosen(faces=[choice.face], ignored=choice.ignored)
 
-    def audited(self, entry: AuditEntry) -> AuditEntry:
-        """The enrolment's audit entry, completed with what it did."""
-        details = {"face_id": str(self.face_id), "created": self.face_created, "replayed": self.replayed}
-        return dataclasses.replace(entry, subject_ids=(self.subject_id,), details=details)
+    return choose
 
 
 class EnrollmentService:
@@ -112,7 +62,7 @@ class EnrollmentService:
         async with self._audit.recording_failures(entry):
             if request.idempotency_key is not None and (replay := await self._replay(request, entry=entry)):
                 return replay
-            choose = functools.partial(self._choose, on_multiple_faces=request.on_multiple_faces)
+            choose = enrolment_face_choice(self.policy, on_multiple_faces=request.on_multiple_faces)
             analysis = await self._analyser.analyse(request.data, choose=choose)
             try:
                 return await self._store(request, analysis=analysis, entry=entry)
@@ -122,24 +72,36 @@ class EnrollmentService:
                 assert replay is not None
                 return replay
 
-    def _choose(self, faces: list[DetectedFace], *, on_multiple_faces: MultipleFacesPolicy) -> list[DetectedFace]:
-        return [enrolment_face(faces, policy=self.policy, on_multiple_faces=on_multiple_faces)]
-
     async def _store(self, request: EnrollRequest, *, analysis: Analysis, entry: AuditEntry) -> EnrollResult:
         face = analysis.faces[0]
         async with self._database.transaction() as repository:
             collection_id = await repository.ensure_collection(request.collection)
+            await repository.lock_collection_for_enrolment(collection_id)
+            settings = await repository.collection_settings(request.collection)
+            threshold = self.policy.threshold(
+                requested=request.threshold, collection=None if settings is None else settings.match_threshold
+            )
             subject_id, subject_created = await repository.ensure_subject(
                 collection_id=collection_id, name=request.subject, metadata=request.metadata
+            )
+            await self._refuse_a_second_name(
+                repository, request=request, analysis=analysis, threshold=threshold, subject_id=subject_id
+            )
+            warnings = (
+                []
+                if subject_created
+                else await self._consistency(
+                    repository, request=request, analysis=analysis, threshold=threshold, subject_id=subject_id
+                )
             )
             face_id, face_created = await repository.add_face(
                 NewFace(
                     subject_id=subject_id,
                     collection_id=collection_id,
                     embedding=analysis.embeddings[0],
-                    box=face.box,
-                    landmarks=tuple(coordinate for point in face.landmarks for coordinate in point),
-                    detection_probability=face.probability,
+                    box=face.face.box,
+                    landmarks=tuple(coordinate for point in face.face.landmarks for coordinate in point),
+                    detection_probability=face.face.probability,
                     model_id=self._analyser.model_id,
                     image_sha256=hashlib.sha256(request.data).hexdigest(),
                 )
@@ -153,6 +115,9 @@ class EnrollmentService:
                 model_id=self._analyser.model_id,
                 subject_created=subject_created,
                 face_created=face_created,
+                threshold=threshold,
+                ignored_faces=analysis.chosen.ignored,
+                warnings=warnings,
             )
             if request.idempotency_key is not None and not await repository.save_idempotent_response(
                 key=request.idempotency_key,
@@ -163,6 +128,68 @@ class EnrollmentService:
                 raise _KeyTakenMeanwhile
             await repository.append_audit(result.audited(entry))
         return result
+
+    async def _refuse_a_second_name(
+        self,
+        repository: Repository,
+        *,
+        request: EnrollRequest,
+        analysis: Analysis,
+        threshold: Threshold,
+        subject_id: uuid.UUID,
+    ) -> None:
+        """409 when the face's best match in the collection is another subject at or above the threshold."""
+        if not self.policy.enroll_conflict_check or request.on_conflict is ConflictPolicy.ALLOW:
+            return
+        nearest = await repository.nearest_subjects(
+            collection=request.collection,
+            model_id=self._analyser.model_id,
+            embeddings=[analysis.embeddings[0]],
+            top_k=1,
+            ef_search=self.policy.hnsw_ef_search,
+        )
+        best = nearest.per_face[0][0] if nearest is not None and nearest.per_face[0] else None
+        if best is not None and best.subject_id != subject_id and best.similarity >= threshold.value:
+            raise FaceMatchesOtherSubjectError(
+                f"This face matches {best.name!r} in collection {request.collection!r} (similarity "
+                f"{best.similarity:.3f}, threshold {threshold.value:g}): it may be the same person under a second "
+                "name. Enrol it under that subject, or send on_conflict=allow if they are two people.",
+                details={
+                    "subject_id": str(best.subject_id),
+                    "subject": best.name,
+                    "similarity": round(best.similarity, 6),
+                    "threshold": threshold.value,
+                    "threshold_source": threshold.source.value,
+                },
+            )
+
+    async def _consistency(
+        self,
+        repository: Repository,
+        *,
+        request: EnrollRequest,
+        analysis: Analysis,
+        threshold: Threshold,
+        subject_id: uuid.UUID,
+    ) -> list[EnrollWarning]:
+        """A warning (or 409 with on_low_similarity=reject) when the face is unlike the subject's other faces."""
+        best = await repository.best_subject_similarity(
+            subject_id, model_id=self._analyser.model_id, embedding=analysis.embeddings[0]
+        )
+        if best is None or best >= threshold.value:
+            return []
+        message = (
+            f"This face's best similarity to {request.subject!r}'s other faces is {best:.3f}, under the threshold "
+            f"{threshold.value:g}: check that the photo shows this person."
+        )
+        details = {
+            "similarity": round(best, 6),
+            "threshold": threshold.value,
+            "threshold_source": threshold.source.value,
+        }
+        if request.on_low_similarity is LowSimilarityPolicy.REJECT:
+            raise LowSimilarityToSubjectError(message, details=details)
+        return [EnrollWarning(code=LowSimilarityToSubjectError.code, message=message, details=details)]
 
     async def _replay(self, request: EnrollRequest, *, entry: AuditEntry) -> EnrollResult | None:
         """The stored answer to this Idempotency-Key, audited as a replay; None when the key is new."""
@@ -176,7 +203,13 @@ class EnrollmentService:
                 raise IdempotencyConflictError(
                     "This Idempotency-Key was already used for a different request.", details={"idempotency_key": key}
                 )
-            result = EnrollResult.from_json(response, model_id=self._analyser.model_id)
+            try:
+                result = EnrollResult.from_json(response)
+            except (KeyError, TypeError, ValueError):
+                raise IdempotencyConflictError(
+                    "This Idempotency-Key's answer was stored by an older facerec version; use a new key.",
+                    details={"idempotency_key": key},
+                ) from None
             await repository.append_audit(result.audited(entry))
         return result
 

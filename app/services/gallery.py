@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from app.db.records import CollectionRecord, DeletionCounts, FaceRecord, SubjectRecord
 from app.db.repository import NameTakenError, Repository
 from app.db.session import Database
@@ -57,13 +59,20 @@ class GalleryService:
             records = await repository.list_collections()
         return [record for record in records if principal.allows_collection(record.name)]
 
-    async def set_retention(self, name: str, *, days: int | None, principal: Principal) -> CollectionRecord:
+    async def update_collection(
+        self, name: str, *, changes: dict[str, Any], principal: Principal, create: bool = False
+    ) -> CollectionRecord:
+        """Set or clear the collection's retention_days and match_threshold (the keys of `changes`);
+        `create` makes the collection first when there is none of that name."""
         principal.require_collection(name)
         async with self._database.transaction() as repository:
+            if create:
+                await repository.ensure_collection(name)
             collection_id = await _existing_collection(repository, name=name)
-            await repository.set_retention(collection_id, days=days)
-            entry = principal.audit("collection.update", collection=name, details={"retention_days": days})
-            await repository.append_audit(entry)
+            if changes.get("match_threshold") is not None:
+                changes = {**changes, "match_threshold": float32_at_least(changes["match_threshold"])}
+            await repository.update_collection(collection_id, values=changes)
+            await repository.append_audit(principal.audit("collection.update", collection=name, details=changes))
             record = await repository.collection(name)
         assert record is not None
         return record
@@ -167,6 +176,12 @@ class GalleryService:
                 )
                 await repository.append_audit(entry)
         return PurgeReport(faces_deleted=len(deleted), subjects_affected=len(by_subject))
+
+
+def float32_at_least(value: float) -> float:
+    """The smallest float32 (the column's type) not below value: a stored threshold never admits more."""
+    stored = np.float32(value)
+    return float(stored if stored >= value else np.nextafter(stored, np.float32(np.inf)))
 
 
 async def _existing_collection(repository: Repository, *, name: str) -> int:

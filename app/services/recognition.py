@@ -9,15 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.db.records import SubjectMatch
+from app.db.records import CollectionSettings, SubjectMatch
 from app.db.repository import Repository
 from app.db.session import Database
 from app.engine.faces import DetectedFace
 from app.errors import CollectionNotFoundError, NoFaceDetectedError, SubjectNotFoundError
 from app.services.access import Principal
-from app.services.analysis import Analysis, Detection, FaceAnalyser
+from app.services.analysis import Analysis, Chosen, Detection, FaceAnalyser
 from app.services.audit import AuditTrail
-from app.services.policy import RecognitionPolicy
+from app.services.policy import RecognitionPolicy, Threshold
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class IdentifyRequest:
 @dataclass(frozen=True)
 class IdentifyResult:
     collection: str
-    threshold: float
+    threshold: Threshold
     model_id: str
     faces_detected: int
     faces: list[IdentifiedFace]
@@ -59,7 +59,7 @@ class VerifyRequest:
 @dataclass(frozen=True)
 class VerifyResult:
     similarity: float
-    threshold: float
+    threshold: Threshold
     same_person: bool
     face: DetectedFace
     face_b: DetectedFace | None
@@ -85,29 +85,31 @@ class RecognitionService:
 
     async def identify(self, request: IdentifyRequest, *, principal: Principal) -> IdentifyResult:
         principal.require_collection(request.collection)
-        threshold = self.policy.match_threshold if request.threshold is None else request.threshold
         entry = principal.audit("identify", collection=request.collection)
         async with self._audit.recording_failures(entry):
-            analysis = await self._analyser.analyse(request.data, choose=lambda faces: faces[: request.max_faces])
+            analysis = await self._analyser.analyse(
+                request.data, choose=lambda faces: Chosen(faces=faces), consider=request.max_faces
+            )
             async with self._database.transaction() as repository:
-                per_face = await repository.nearest_subjects(
+                nearest = await repository.nearest_subjects(
                     collection=request.collection,
                     model_id=self.model_id,
                     embeddings=list(analysis.embeddings),
                     top_k=request.top_k,
                     ef_search=self.policy.hnsw_ef_search,
                 )
-                if per_face is None:
+                if nearest is None:
                     raise CollectionNotFoundError(
                         f"No collection named {request.collection!r}.", details={"collection": request.collection}
                     )
+                threshold = self.policy.threshold(requested=request.threshold, collection=nearest.match_threshold)
                 faces = [
                     IdentifiedFace(
-                        face=face,
+                        face=item.face,
                         candidates=candidates,
-                        match=candidates[0] if candidates and candidates[0].similarity >= threshold else None,
+                        match=candidates[0] if candidates and candidates[0].similarity >= threshold.value else None,
                     )
-                    for face, candidates in zip(analysis.faces, per_face, strict=True)
+                    for item, candidates in zip(analysis.faces, nearest.per_face, strict=True)
                 ]
                 matched = [item.match.subject_id for item in faces if item.match is not None]
                 details = {"faces": len(faces), "matched": len(matched)}
@@ -123,19 +125,24 @@ class RecognitionService:
     async def verify(self, request: VerifyRequest, *, principal: Principal) -> VerifyResult:
         if request.subject is not None:
             principal.require_collection(request.collection)
-        threshold = self.policy.match_threshold if request.threshold is None else request.threshold
         entry = principal.audit("verify", collection=request.collection if request.subject is not None else None)
         async with self._audit.recording_failures(entry):
             # The image is checked before the subject: a broken upload is the more basic error.
             probe = await self._largest_face(request.data, which="image")
             second = None if request.data_b is None else await self._largest_face(request.data_b, which="image_b")
             async with self._database.transaction() as repository:
+                settings = await repository.collection_settings(request.collection)
+                threshold = self.policy.threshold(
+                    requested=request.threshold, collection=None if settings is None else settings.match_threshold
+                )
                 subject_id = None
                 if second is not None:
                     similarity = float(np.dot(probe.embeddings[0], second.embeddings[0]))
                 else:
-                    subject_id, similarity = await self._subject_similarity(repository, request=request, probe=probe)
-                same_person = similarity >= threshold
+                    subject_id, similarity = await self._subject_similarity(
+                        repository, request=request, probe=probe, collection=settings
+                    )
+                same_person = similarity >= threshold.value
                 subjects = () if subject_id is None else (subject_id,)
                 details = {"same_person": same_person}
                 await repository.append_audit(dataclasses.replace(entry, subject_ids=subjects, details=details))
@@ -143,20 +150,24 @@ class RecognitionService:
             similarity=similarity,
             threshold=threshold,
             same_person=same_person,
-            face=probe.faces[0],
-            face_b=None if second is None else second.faces[0],
+            face=probe.faces[0].face,
+            face_b=None if second is None else second.faces[0].face,
             subject_id=subject_id,
         )
 
     async def _subject_similarity(
-        self, repository: Repository, *, request: VerifyRequest, probe: Analysis
+        self,
+        repository: Repository,
+        *,
+        request: VerifyRequest,
+        probe: Analysis,
+        collection: CollectionSettings | None,
     ) -> tuple[uuid.UUID, float]:
-        collection_id = await repository.collection_id(request.collection)
-        if collection_id is None:
+        if collection is None:
             raise CollectionNotFoundError(
                 f"No collection named {request.collection!r}.", details={"collection": request.collection}
             )
-        subject_id = await repository.find_subject_id(collection_id=collection_id, name=request.subject or "")
+        subject_id = await repository.find_subject_id(collection_id=collection.id, name=request.subject or "")
         if subject_id is None:
             raise SubjectNotFoundError(f"No subject named {request.subject!r} in collection {request.collection!r}.")
         similarity = await repository.best_subject_similarity(
@@ -170,7 +181,7 @@ class RecognitionService:
         return subject_id, similarity
 
     async def _largest_face(self, data: bytes, *, which: str) -> Analysis:
-        analysis = await self._analyser.analyse(data, choose=lambda faces: faces[:1])
+        analysis = await self._analyser.analyse(data, choose=lambda faces: Chosen(faces=faces[:1]), consider=1)
         if not analysis.faces:
             raise NoFaceDetectedError(f"No face was found in {which}.", details={"image": which})
         return analysis

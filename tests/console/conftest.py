@@ -31,6 +31,7 @@ from app.main import create_app
 from app.services.access import SYSTEM, Scope
 from app.services.container import Services
 from tests.conftest import reset_database
+from tests.embedder import LabelledEmbedder
 
 CHROMIUM_VARIABLE = "FACEREC_TEST_CHROMIUM"
 CHROMIUM_ARGS = [
@@ -80,12 +81,17 @@ class LiveService:
         return body
 
 
-@pytest.fixture(scope="session")
-def live_service(settings: Settings, postgres: EmbeddedPostgres) -> Iterator[LiveService]:
+@pytest.fixture(scope="package")
+def live_service(
+    settings: Settings, postgres: EmbeddedPostgres, labelled_embedder: LabelledEmbedder
+) -> Iterator[LiveService]:
+    """The service with the real detector and the controlled embedder (tests/embedder.py), as the API tests run it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings, embedder=labelled_embedder), log_level="warning", access_log=False)
+        )
         loop = asyncio.new_event_loop()
         thread = threading.Thread(
             target=loop.run_until_complete, args=(server.serve(sockets=[listener]),), name="console-uvicorn"
@@ -127,7 +133,9 @@ def find_chromium() -> Path | None:
     return next((Path(found) for found in candidates if found and Path(found).is_file()), None)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped: Playwright's sync API keeps an event loop running in the main thread while it is
+# open, which would break every later test that calls asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     chromium = find_chromium()
     if chromium is None:

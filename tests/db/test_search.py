@@ -94,9 +94,10 @@ def search(
     ef_search: int = 40,
 ) -> list[list[SubjectMatch]] | None:
     async def work(repository: Repository) -> list[list[SubjectMatch]] | None:
-        return await repository.nearest_subjects(
+        nearest = await repository.nearest_subjects(
             collection=collection, model_id=model, embeddings=embeddings, top_k=top_k, ef_search=ef_search
         )
+        return None if nearest is None else nearest.per_face
 
     return in_transaction(url, work=work)
 
@@ -177,7 +178,7 @@ def test_search_settings_last_for_its_transaction_only(gallery: str) -> None:
         inside = [await show(connection, name=name) for name in ("ef_search", "iterative_scan")]
         await connection.commit()
         after = [await show(connection, name=name) for name in ("ef_search", "iterative_scan")]
-        return inside, after, results[0][0].similarity
+        return inside, after, results.per_face[0][0].similarity
 
     inside, after, similarity = in_transaction(gallery, work=work)
 
@@ -195,7 +196,7 @@ def test_ef_search_means_what_it_says_and_iterative_scans_still_fill_top_k(galle
             collection="default", model_id="m", embeddings=[unit(100)], top_k=25, ef_search=10
         )
         assert results is not None
-        return await show(repository._connection, name="ef_search"), len(results[0])
+        return await show(repository._connection, name="ef_search"), len(results.per_face[0])
 
     setting, returned = in_transaction(gallery, work=work)
 
@@ -275,7 +276,7 @@ def test_a_failed_statement_rolls_back_and_the_connection_is_reused_cleanly(gall
                 results = await repository.nearest_subjects(
                     collection="default", model_id="m", embeddings=[unit(1)], top_k=1, ef_search=40
                 )
-            return status, results
+            return status, None if results is None else results.per_face
         finally:
             await ready.engine.dispose()
 

@@ -31,15 +31,22 @@ IMAGE_ERRORS = (
     "OVERLOADED",
     "DEADLINE_EXCEEDED",
 )
-ENROLL_ERRORS = ("NO_FACE_DETECTED", "MULTIPLE_FACES", "FACE_QUALITY_TOO_LOW", "IDEMPOTENCY_CONFLICT")
+ENROLL_ERRORS = (
+    "NO_FACE_DETECTED",
+    "MULTIPLE_FACES",
+    "FACE_QUALITY_TOO_LOW",
+    "IDEMPOTENCY_CONFLICT",
+    "FACE_MATCHES_OTHER_SUBJECT",
+    "LOW_SIMILARITY_TO_SUBJECT",
+)
 
 
 @router.post("/detect", response_model=DetectResponse, responses=error_responses(*IMAGE_ERRORS))
 async def detect(
     principal: DetectKey, data: Annotated[bytes, Depends(image_form)], recognition: RecognitionDep
 ) -> DetectResponse:
-    """Find every face in a photo, with landmarks; stores nothing."""
-    return convert.detect_response(await recognition.detect(data))
+    """Find every face in a photo, with landmarks and quality; stores nothing."""
+    return convert.detect_response(await recognition.detect(data), limits=recognition.policy.quality)
 
 
 @router.post(
@@ -62,7 +69,7 @@ async def enroll(
     response.status_code = status.HTTP_201_CREATED if result.face_created else status.HTTP_200_OK
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return convert.enroll_response(result)
+    return convert.enroll_response(result, limits=enrollment.policy.quality)
 
 
 @router.post(

@@ -62,8 +62,9 @@ async def list_collections(principal: ManageKey, gallery: GalleryDep) -> Collect
 async def update_collection(
     name: CollectionPath, changes: CollectionUpdate, principal: ManageKey, gallery: GalleryDep
 ) -> CollectionRead:
-    """Set or clear a collection's retention period (faces older than it are deleted)."""
-    return convert.collection(await gallery.set_retention(name, days=changes.retention_days, principal=principal))
+    """Set or clear a collection's retention period and its own match threshold."""
+    values = changes.model_dump(exclude_unset=True)
+    return convert.collection(await gallery.update_collection(name, changes=values, principal=principal))
 
 
 @router.delete(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.db.records import ExpiredFace, FaceRecord, NewFace, SubjectMatch
+from app.db.records import ExpiredFace, FaceRecord, Nearest, NewFace, SubjectMatch
 from app.db.repository.base import Statements
 
 Vector = npt.NDArray[np.float32]
@@ -49,7 +49,7 @@ WITH nearest AS (
 ), best AS (
     SELECT subject_id, min(distance) AS distance FROM nearest GROUP BY subject_id
 )
-SELECT s.id, s.name, best.distance
+SELECT s.id, s.name, best.distance, c.match_threshold
 FROM collections AS c
 LEFT JOIN (best JOIN subjects AS s ON s.id = best.subject_id) ON true
 WHERE c.name = %(collection)s
@@ -143,14 +143,14 @@ class FaceStatements(Statements):
 
     async def nearest_subjects(
         self, *, collection: str, model_id: str, embeddings: Sequence[Vector], top_k: int, ef_search: int
-    ) -> list[list[SubjectMatch]] | None:
+    ) -> Nearest | None:
         """For each embedding, the top_k subjects by best cosine similarity; None if there is no such collection.
 
-        Must be the transaction's first statement: its search settings last for the transaction.
+        Its search settings last for the rest of the transaction.
         """
         if not embeddings:
-            found = await self._row("SELECT 1 FROM collections WHERE name = %s", params=(collection,))
-            return [] if found else None
+            found = await self._row("SELECT match_threshold FROM collections WHERE name = %s", params=(collection,))
+            return None if found is None else Nearest(per_face=[], match_threshold=found[0])
         candidates = face_candidates(top_k)
         cursors = [self._connection.cursor() for _ in embeddings]
         async with self._connection.pipeline():
@@ -165,15 +165,17 @@ class FaceStatements(Statements):
                 }
                 await cursor.execute(NEAREST_SUBJECTS, params, prepare=True)
         results: list[list[SubjectMatch]] = []
+        threshold: float | None = None
         for cursor in cursors:
             rows = await cursor.fetchall()
             if not rows:
                 return None
+            threshold = rows[0][3]
             results.append(
                 [
                     SubjectMatch(subject_id=subject_id, name=name, similarity=1.0 - float(distance))
-                    for subject_id, name, distance in rows
+                    for subject_id, name, distance, _ in rows
                     if subject_id is not None
                 ]
             )
-        return results
+        return Nearest(per_face=results, match_threshold=threshold)

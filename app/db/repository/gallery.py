@@ -8,8 +8,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from app.db.records import CollectionRecord, DeletionCounts, SubjectRecord
+from app.db.records import CollectionRecord, CollectionSettings, DeletionCounts, SubjectRecord
 from app.db.repository.base import Statements
+
+# The first half of the two-integer advisory lock key that enrolments take per collection.
+ENROLMENT_LOCK_CLASS = 0x66616365
 
 
 class NameTakenError(Exception):
@@ -17,7 +20,7 @@ class NameTakenError(Exception):
 
 
 _COLLECTIONS = """
-SELECT c.name, coalesce(s.n, 0), coalesce(f.n, 0), c.created_at, c.retention_days
+SELECT c.name, coalesce(s.n, 0), coalesce(f.n, 0), c.created_at, c.retention_days, c.match_threshold
 FROM collections AS c
 LEFT JOIN (SELECT collection_id, count(*) AS n FROM subjects GROUP BY collection_id) AS s ON s.collection_id = c.id
 LEFT JOIN (SELECT collection_id, count(*) AS n FROM faces GROUP BY collection_id) AS f ON f.collection_id = c.id
@@ -31,9 +34,14 @@ FROM subjects AS s JOIN collections AS c ON c.id = s.collection_id
 
 
 def _collection(row: tuple[Any, ...]) -> CollectionRecord:
-    name, subjects, faces, created_at, retention_days = row
+    name, subjects, faces, created_at, retention_days, match_threshold = row
     return CollectionRecord(
-        name=name, subject_count=subjects, face_count=faces, created_at=created_at, retention_days=retention_days
+        name=name,
+        subject_count=subjects,
+        face_count=faces,
+        created_at=created_at,
+        retention_days=retention_days,
+        match_threshold=match_threshold,
     )
 
 
@@ -79,8 +87,26 @@ class GalleryStatements(Statements):
         row = await self._row(_COLLECTIONS + " WHERE c.name = %s", params=(name,))
         return None if row is None else _collection(row)
 
-    async def set_retention(self, collection_id: int, *, days: int | None) -> None:
-        await self._count("UPDATE collections SET retention_days = %s WHERE id = %s", params=(days, collection_id))
+    async def collection_settings(self, name: str) -> CollectionSettings | None:
+        row = await self._row(
+            "SELECT id, match_threshold FROM collections WHERE name = %s", params=(name,), prepare=True
+        )
+        return None if row is None else CollectionSettings(id=int(row[0]), match_threshold=row[1])
+
+    async def update_collection(self, collection_id: int, *, values: dict[str, Any]) -> None:
+        """Set the given fields (retention_days, match_threshold); None clears one."""
+        columns = [column for column in ("retention_days", "match_threshold") if column in values]
+        if columns:
+            assignments = ", ".join(f"{column} = %s" for column in columns)
+            params = (*(values[column] for column in columns), collection_id)
+            await self._count(f"UPDATE collections SET {assignments} WHERE id = %s", params=params)
+
+    async def lock_collection_for_enrolment(self, collection_id: int) -> None:
+        """Until this transaction ends, other enrolments into the collection wait: the duplicate-identity
+        check and the insert it guards happen as one step."""
+        await self._connection.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", (ENROLMENT_LOCK_CLASS, collection_id), prepare=True
+        )
 
     async def delete_collection_contents(self, collection_id: int) -> DeletionCounts:
         faces = await self._count("DELETE FROM faces WHERE collection_id = %s", params=(collection_id,))
