@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1.7
-#
 # facerec as a container image (README.md, "Deployment"):
 #
 #   docker build -t facerec .                                    # CPU (the default)
@@ -15,14 +13,17 @@ ARG DEBIAN_RELEASE=trixie
 # for builds without GitHub; other weights of the same architecture need their WEIGHTS_SHA256.
 ARG WEIGHTS_URL=https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt
 ARG WEIGHTS_SHA256=281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b
+# Or weights supplied with the build, not downloaded: an image holding 20180402-114759-vggface2.pt
+# at its root (README.md, "Weights in the image"). The default, the base image, holds no such file.
+ARG WEIGHTS_IMAGE=python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE}
 
 # uv, pinned to the version that writes uv.lock.
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 
-# Weights supplied with the build instead of downloaded: `--build-context weights=DIR`, where DIR
-# holds 20180402-114759-vggface2.pt, replaces this stage. Left alone, it is only the base image,
-# which has no such file, and the `models` stage downloads the weights.
-FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS weights
+# Weights supplied with the build instead of downloaded: WEIGHTS_IMAGE (any Docker with BuildKit),
+# or with buildx `--build-context weights=DIR`, where DIR holds 20180402-114759-vggface2.pt, which
+# replaces this stage. Without either it has no such file, and the `models` stage downloads it.
+FROM ${WEIGHTS_IMAGE} AS weights
 
 FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS build
 # cpu: torch and torchvision from PyTorch's CPU wheel index, no CUDA libraries (~1 GB image).

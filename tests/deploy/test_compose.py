@@ -209,6 +209,8 @@ def test_app_waits_for_a_healthy_db_and_checks_its_own_readiness() -> None:
     healthcheck = " ".join(APP["healthcheck"]["test"])
 
     assert APP["depends_on"]["db"]["condition"] == "service_healthy"
+    # restart: true would make `docker compose restart db` restart every replica as well.
+    assert "restart" not in APP["depends_on"]["db"]
     assert APP["healthcheck"]["test"][0] == "CMD"
     assert "/readyz" in healthcheck
     assert "127.0.0.1:8000" in healthcheck

@@ -220,7 +220,28 @@ def test_stages_build_on_the_python_the_project_supports() -> None:
     assert all(":" in base and not base.endswith(":latest") for base in bases)
 
 
+def test_dockerfile_builds_on_an_engine_without_buildx_or_a_frontend_image() -> None:
+    lines = (REPO_ROOT / "Dockerfile").read_text().splitlines()
+
+    # A `# syntax=` directive makes BuildKit pull its frontend image first; RUN --mount needs none.
+    assert not [line for line in lines if re.match(r"#\s*syntax\s*=", line, flags=re.IGNORECASE)]
+    assert not [line for line in lines if re.match(r"#\s*(escape|check)\s*=", line, flags=re.IGNORECASE)]
+    assert all(mount.get("type") in {"cache", "bind"} for run in RUNS for mount in dockerfile.run_mounts(run))
+
+
 # --- the weights --------------------------------------------------------------------------------
+
+
+def test_weights_come_from_an_image_named_by_a_build_argument_or_a_named_build_context() -> None:
+    weights = DOCKERFILE.stage("weights")
+    (fetch,) = DOCKERFILE.stage("models").all("RUN")
+
+    assert weights.base == "${WEIGHTS_IMAGE}"
+    assert weights.instructions == []
+    assert DOCKERFILE.global_args["WEIGHTS_IMAGE"] == "python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE}"
+    assert {"type": "bind", "from": "weights", "target": "/weights-supplied"} in dockerfile.run_mounts(fetch)
+    assert "--build-arg WEIGHTS_IMAGE=" in README
+    assert "--build-context weights=" in README
 
 
 def test_weights_build_arguments_default_to_the_release_asset_the_service_expects() -> None:
