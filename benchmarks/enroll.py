@@ -89,6 +89,9 @@ def main() -> None:
                 "FACEREC_WEIGHTS_PATH": str(weights.path),
                 "FACEREC_WEIGHTS_SHA256": weights.sha256,
                 "FACEREC_ALLOW_DOWNLOAD": "false",
+                # With untrained weights every face is alike: the duplicate-identity guard would
+                # refuse every person after the first. Its search still runs with real weights.
+                "FACEREC_ENROLL_CONFLICT_CHECK": "false" if weights.untrained else "true",
             }
         )
         enroll_dir(args.faces, env=env, collection="warmup", concurrency=args.concurrency)

@@ -159,8 +159,25 @@ class Enrolment:
 # --- inputs ----------------------------------------------------------------------------------
 
 
-def load_photos(faces_dir: Path) -> dict[str, list[Photo]]:
-    """Every image of every identity folder, by identity; `_groups`, `_noface` and hidden folders skipped."""
+def resized(data: bytes, *, longest: int) -> bytes:
+    """The photo as a JPEG (quality 92) whose longest side is `longest` pixels."""
+    with Image.open(io.BytesIO(data)) as opened:
+        image = opened.convert("RGB")
+    scale = longest / max(image.size)
+    image = image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def load_photos(faces_dir: Path, *, photo_set: str = "full") -> dict[str, list[Photo]]:
+    """Every image of every identity folder, by identity; `_groups`, `_noface` and hidden folders skipped.
+
+    photo_set "full": the photos at their original size; "640": each one resized to 640 px on its
+    longest side (portraits as a phone app sends them).
+    """
     if not faces_dir.is_dir():
         raise BenchmarkError(
             f"the faces folder {faces_dir} does not exist: pass --faces DIR, a folder of <identity>/<images> "
@@ -173,7 +190,12 @@ def load_photos(faces_dir: Path) -> dict[str, list[Photo]]:
         images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if images:
             photos[folder.name] = [
-                Photo(identity=folder.name, name=str(p.relative_to(faces_dir)), data=p.read_bytes()) for p in images
+                Photo(
+                    identity=folder.name,
+                    name=str(p.relative_to(faces_dir)),
+                    data=p.read_bytes() if photo_set == "full" else resized(p.read_bytes(), longest=640),
+                )
+                for p in images
             ]
     if not photos:
         raise BenchmarkError(f"no identity folders with images in {faces_dir}.")
@@ -426,7 +448,9 @@ def enrol_gallery(client: httpx.Client, gallery: Sequence[Photo]) -> Enrolment:
             response = client.post(
                 "/enroll",
                 files={"image": (Path(photo.name).name, photo.data)},
-                data={"subject": photo.identity, "on_multiple_faces": "largest"},
+                # allow: with the untrained weights every face is alike, and the duplicate-identity
+                # guard would refuse every identity after the first; the gallery is one photo each.
+                data={"subject": photo.identity, "on_multiple_faces": "largest", "on_conflict": "allow"},
             )
         except httpx.HTTPError as error:
             errors[photo.name] = type(error).__name__
@@ -693,6 +717,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="POST /identify of `facerec serve` against a plain facenet-pytorch loop, same images.",
     )
     parser.add_argument("--faces", type=Path, default=DEFAULT_FACES_DIR, help="folder of <identity>/<images>")
+    parser.add_argument(
+        "--set",
+        dest="photo_set",
+        choices=["full", "640"],
+        default="full",
+        help="full: the photos at their original size; 640: resized to 640 px on the longest side",
+    )
     parser.add_argument("--limit", type=positive_int, help="probe at most N images (a seeded random sample)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
     parser.add_argument(
@@ -723,7 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_benchmark(args: argparse.Namespace) -> int:
     faces_dir: Path = args.faces.expanduser().resolve()
-    photos = load_photos(faces_dir)
+    photos = load_photos(faces_dir, photo_set=args.photo_set)
     gallery = [images[0] for images in photos.values()]
     probes = select_probes([photo for images in photos.values() for photo in images], limit=args.limit, seed=args.seed)
     torch.set_num_threads(args.threads)
@@ -790,6 +821,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "machine": machine_info(device),
         "settings": {
             "faces_dir": str(faces_dir),
+            "photo_set": args.photo_set,
             "limit": args.limit,
             "seed": args.seed,
             "concurrency": args.concurrency,

@@ -27,7 +27,6 @@ from app.services.evaluation.evaluate import (
     evaluate,
     photos_of,
 )
-from app.services.evaluation.plot import write_plot
 
 
 class Precision(StrEnum):
@@ -111,6 +110,8 @@ def eval_command(
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"report written to {json_path}")
     if plot is not None:
+        from app.services.evaluation.plot import write_plot  # matplotlib: ~1 s to import, only for --plot
+
         suggested, label = first.suggested
         verification = first.scored.verification
         write_plot(

@@ -58,28 +58,46 @@ def regress(boxes: Float, *, regression: Float) -> Float:
 
 def nms_union(boxes: Float, *, threshold: float) -> Int:
     """torchvision.ops.nms on the CPU over rows (x1, y1, x2, y2, score, ...): best first (stable on
-    ties), drop boxes whose IoU with a kept one exceeds the threshold. Kept indices, best first."""
+    ties), drop boxes whose IoU with a kept one exceeds the threshold. Kept indices, best first.
+
+    The IoU of every pair with the kept boxes is computed a block of rows at a time, in
+    torchvision's float32 arithmetic; the greedy pass then only reads rows of that block.
+    """
     boxes = np.ascontiguousarray(boxes, dtype=np.float32)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = (x2 - x1) * (y2 - y1)
     order = np.argsort(-boxes[:, 4], kind="stable")
-    suppressed = np.zeros(len(boxes), dtype=bool)
+    ranked = boxes[order]
+    suppressed = np.zeros(len(ranked), dtype=bool)
     keep: list[int] = []
-    for position, i in enumerate(order):
-        if suppressed[i]:
+    for start in range(0, len(ranked), _NMS_BLOCK):
+        rows = np.arange(start, min(start + _NMS_BLOCK, len(ranked)))
+        rows = rows[~suppressed[rows]]
+        if rows.size == 0:
             continue
-        keep.append(int(i))
-        rest = order[position + 1 :]
-        rest = rest[~suppressed[rest]]
-        if rest.size == 0:
-            break
-        overlap_w = np.maximum(np.float32(0), np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
-        overlap_h = np.maximum(np.float32(0), np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        inter = overlap_w * overlap_h
-        iou = inter / (areas[i] + areas[rest] - inter)
+        overlaps = _iou(ranked[rows], others=ranked[start:]) > threshold
+        for row, position in enumerate(rows):
+            if suppressed[position]:
+                continue
+            keep.append(int(position))
+            suppressed[start:] |= overlaps[row]
+    return np.asarray(order[keep], dtype=np.int64)
+
+
+# Rows of IoU computed at a time: bounds the matrix (1024 x n float32) for crowded photos.
+_NMS_BLOCK = 1024
+
+
+def _iou(boxes: Float, *, others: Float) -> npt.NDArray[np.float64]:
+    """IoU of each box with each other box, as torchvision computes it (float32, areas without +1)."""
+    x1, y1, x2, y2 = (boxes[:, k, None] for k in range(4))
+    ox1, oy1, ox2, oy2 = (others[None, :, k] for k in range(4))
+    inter = np.maximum(np.float32(0), np.minimum(x2, ox2) - np.maximum(x1, ox1)) * np.maximum(
+        np.float32(0), np.minimum(y2, oy2) - np.maximum(y1, oy1)
+    )
+    union = ((x2 - x1) * (y2 - y1) + (ox2 - ox1) * (oy2 - oy1)) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
         # torchvision compares the float IoU with the double threshold.
-        suppressed[rest[iou.astype(np.float64) > threshold]] = True
-    return np.asarray(keep, dtype=np.int64)
+        iou: npt.NDArray[np.float64] = (inter / union).astype(np.float64)
+    return iou
 
 
 def nms_min(boxes: Float, *, threshold: float) -> Int:

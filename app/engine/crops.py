@@ -22,9 +22,9 @@ def crop_box(box: Sequence[float], *, width: int, height: int) -> tuple[int, int
     return (int(max(x1, 0)), int(max(y1, 0)), int(min(x2, width)), int(min(y2, height)))
 
 
-def face_crop_pixels(image: Image.Image, *, face: DetectedFace, scale: float = 1.0) -> Image.Image:
-    """The face's 160x160 RGB crop; `scale` maps original-image boxes onto this (smaller) decode."""
-    box = crop_box([v * scale for v in face.box], width=image.width, height=image.height)
+def face_crop_pixels(image: Image.Image, *, face: DetectedFace) -> Image.Image:
+    """The face's 160x160 RGB crop, the box in this image's pixels."""
+    box = crop_box(face.box, width=image.width, height=image.height)
     return image.crop(box).resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BILINEAR)
 
 
@@ -35,11 +35,11 @@ def standardise(pixels: Image.Image) -> Crops:
     return np.ascontiguousarray(standardised.transpose(2, 0, 1))
 
 
-def face_crops(image: Image.Image, *, faces: Sequence[DetectedFace], scale: float = 1.0) -> Crops:
-    """The standardised crops of the faces, [n, 3, 160, 160]."""
+def face_crops(image: Image.Image, *, faces: Sequence[DetectedFace]) -> Crops:
+    """The standardised crops of the faces (boxes in this image's pixels), [n, 3, 160, 160]."""
     if not faces:
         return no_crops()
-    return np.stack([standardise(face_crop_pixels(image, face=face, scale=scale)) for face in faces])
+    return np.stack([standardise(face_crop_pixels(image, face=face)) for face in faces])
 
 
 def downscale(image: Image.Image, *, max_side: int) -> tuple[Image.Image, float]:

@@ -9,6 +9,7 @@ orientation is applied where it is valid, and every mode Pillow can produce is b
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass
@@ -48,8 +49,42 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """An upload decoded to 8-bit RGB and oriented, maybe at a reduced scale (a JPEG's DCT scaling).
+
+    width and height are the full image's, after EXIF orientation: what answers report, and the
+    frame boxes are given in. image may be smaller by scale_x and scale_y.
+    """
+
+    image: Image.Image
+    width: int
+    height: int
+
+    @property
+    def scale_x(self) -> float:
+        return self.image.width / self.width
+
+    @property
+    def scale_y(self) -> float:
+        return self.image.height / self.height
+
+    @property
+    def reduced(self) -> bool:
+        return self.image.size != (self.width, self.height)
+
+
 def decode_image(data: bytes, *, limits: ImageLimits) -> Image.Image:
-    """Decode upload bytes into an 8-bit RGB image, or raise the error the caller should see."""
+    """Decode upload bytes into an 8-bit RGB image at full size, or raise the error the caller should see."""
+    return decode(data, limits=limits).image
+
+
+def decode(data: bytes, *, limits: ImageLimits, at_least: int | None = None) -> Decoded:
+    """Decode upload bytes into an 8-bit RGB image, or raise the error the caller should see.
+
+    With `at_least`, a JPEG is decoded at the smallest of 1/1, 1/2, 1/4 or 1/8 scale whose longest
+    side is still at least that many pixels: libjpeg skips the work of the finer scales.
+    """
     if not data:
         raise EmptyFileError("The uploaded image is empty (0 bytes).")
     if len(data) > limits.max_bytes:
@@ -68,6 +103,10 @@ def decode_image(data: bytes, *, limits: ImageLimits) -> Image.Image:
         try:
             image: Image.Image = Image.open(io.BytesIO(data), formats=[image_format])
             _check_dimensions(image.size, limits=limits)
+            full_size = image.size
+            if at_least is not None and image_format == "JPEG" and max(image.size) > at_least:
+                factor = at_least / max(image.size)
+                image.draft("RGB", (math.ceil(image.width * factor), math.ceil(image.height * factor)))
             image.load()  # first frame only for animated images; no frame iteration
         except (ImageTooLargeError, ImageTooSmallError):
             raise
@@ -77,8 +116,11 @@ def decode_image(data: bytes, *, limits: ImageLimits) -> Image.Image:
             ) from None
         except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error):
             raise InvalidImageError(f"The {image_format} image could not be decoded (truncated or corrupt).") from None
-    image = _apply_exif_orientation(image)
-    return to_rgb(image)
+    stored = image.size
+    image = to_rgb(_apply_exif_orientation(image))
+    turned = image.size != stored  # EXIF orientations 5-8 turn the picture a quarter
+    width, height = (full_size[1], full_size[0]) if turned else full_size
+    return Decoded(image=image, width=width, height=height)
 
 
 def _check_dimensions(size: tuple[int, int], *, limits: ImageLimits) -> None:

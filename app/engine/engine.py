@@ -7,15 +7,16 @@ callers run them in the inference pool.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from app.engine.crops import downscale, face_crops
-from app.engine.decode import ImageLimits, decode_image
-from app.engine.faces import EMBEDDING_DIM, Crops, DetectedFace, Detector, Embedder, Embeddings
+from app.engine.crops import face_crops
+from app.engine.decode import ImageLimits, decode
+from app.engine.faces import CROP_SIZE, EMBEDDING_DIM, Crops, DetectedFace, Detector, Embedder, Embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +66,41 @@ class FaceEngine:
         return self.description.model_id
 
     def detect(self, image: Image.Image) -> list[DetectedFace]:
-        """Every face in the image, largest first, in original-image pixels."""
-        small, scale = downscale(image, max_side=self.detect_max_side)
-        faces = [
-            _to_original(face, scale=scale, width=image.width, height=image.height)
-            for face in self._detector.detect(small)
-        ]
+        """Every face in the image, largest first, in its pixels; searched as if the image were at
+        most detect_max_side pixels long (the minimum face size is in pixels of that size)."""
+        shrink = min(1.0, self.detect_max_side / max(image.size))
+        found = self._detector.detect(image, shrink=shrink)
+        faces = [_clip(face, width=image.width, height=image.height) for face in found]
         return sorted(faces, key=lambda face: face.area, reverse=True)
 
     def crops(self, image: Image.Image, *, faces: list[DetectedFace]) -> Crops:
         return face_crops(image, faces=faces)
 
     def find_faces(self, data: bytes, *, limits: ImageLimits, consider: int) -> FoundFaces:
-        """Decode untrusted upload bytes, detect, and crop the `consider` largest faces."""
-        image = decode_image(data, limits=limits)
-        found = self.detect(image)
+        """Decode untrusted upload bytes, detect, and crop the `consider` largest faces.
+
+        A JPEG is decoded only as finely as detection needs (its longest side at least
+        detect_max_side), and the crops are cut from that decode when every face is still at
+        least 160 px wide in it; otherwise from a decode fine enough for the narrowest face
+        (at worst the full one). Boxes come back in full-image pixels.
+        """
+        decoded = decode(data, limits=limits, at_least=self.detect_max_side)
+        to_full = {"x": 1 / decoded.scale_x, "y": 1 / decoded.scale_y}
+        full = {"width": decoded.width, "height": decoded.height}
+        found = [_clip(face.scaled(**to_full), **full) for face in self.detect(decoded.image)]
         faces = found[:consider]
+        source = decoded
+        narrowest = min((face.width for face in faces), default=0.0)
+        if decoded.reduced and narrowest * decoded.scale_x < CROP_SIZE:
+            wanted = math.ceil(max(decoded.width, decoded.height) * CROP_SIZE / max(narrowest, 1.0))
+            source = decode(data, limits=limits, at_least=wanted)
+        in_source = [face.scaled(x=source.scale_x, y=source.scale_y) for face in faces]
         return FoundFaces(
-            width=image.width, height=image.height, faces=faces, crops=self.crops(image, faces=faces), found=len(found)
+            width=decoded.width,
+            height=decoded.height,
+            faces=faces,
+            crops=self.crops(source.image, faces=in_source),
+            found=len(found),
         )
 
     def embed(self, crops: Crops) -> Embeddings:
@@ -102,10 +120,7 @@ class FaceEngine:
             raise RuntimeError(f"the embedder answered {embeddings.shape} with norms {norms.tolist()}")
 
 
-def _to_original(face: DetectedFace, *, scale: float, width: int, height: int) -> DetectedFace:
-    x1, y1, x2, y2 = (v / scale for v in face.box)
-    return DetectedFace(
-        box=(max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)),
-        landmarks=tuple((x / scale, y / scale) for x, y in face.landmarks),
-        probability=face.probability,
-    )
+def _clip(face: DetectedFace, *, width: int, height: int) -> DetectedFace:
+    x1, y1, x2, y2 = face.box
+    box = (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
+    return DetectedFace(box=box, landmarks=face.landmarks, probability=face.probability)

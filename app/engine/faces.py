@@ -39,14 +39,27 @@ class DetectedFace:
     def area(self) -> float:
         return self.width * self.height
 
+    def scaled(self, *, x: float, y: float) -> DetectedFace:
+        """The face in a frame whose pixels are 1/x and 1/y of this one's (x, y > 1 shrink it)."""
+        x1, y1, x2, y2 = self.box
+        return DetectedFace(
+            box=(x1 * x, y1 * y, x2 * x, y2 * y),
+            landmarks=tuple((px * x, py * y) for px, py in self.landmarks),
+            probability=self.probability,
+        )
+
 
 class Detector(Protocol):
-    """Finds faces in an RGB image, in the pixels of the image given."""
+    """Finds faces in an RGB image, in the pixels of the image given.
+
+    With shrink < 1 it looks for faces as it would in the image shrunk by that factor (its minimum
+    face size is in pixels of the shrunk image), but still answers in this image's pixels.
+    """
 
     @property
     def backend(self) -> str: ...
 
-    def detect(self, image: Image.Image) -> list[DetectedFace]: ...
+    def detect(self, image: Image.Image, *, shrink: float = 1.0) -> list[DetectedFace]: ...
 
 
 class Embedder(Protocol):

@@ -103,15 +103,20 @@ class OnnxMtcnn:
         self._sessions = sessions
         self.min_face_size = min_face_size
 
-    def detect(self, image: Image.Image) -> list[DetectedFace]:
-        return self.detections(image).faces()
+    def detect(self, image: Image.Image, *, shrink: float = 1.0) -> list[DetectedFace]:
+        return self.detections(image, shrink=shrink).faces()
 
-    def detections(self, image: Image.Image) -> Detections:
-        """Faces in an RGB image, in the order facenet-pytorch's detect_face returns them."""
+    def detections(self, image: Image.Image, *, shrink: float = 1.0) -> Detections:
+        """Faces in an RGB image, in the order facenet-pytorch's detect_face returns them.
+
+        With shrink < 1, the search is that of the image shrunk by that factor (faces from
+        min_face_size pixels of the shrunk image), but every resampling is made from this image
+        itself, so no shrunk copy is ever made; boxes come back in this image's pixels.
+        """
         pixels = np.asarray(image.convert("RGB") if image.mode != "RGB" else image, dtype=np.uint8)
         height, width = pixels.shape[:2]
         integral = integral_image(pixels)
-        candidates = self._stage_one(integral, height=height, width=width)
+        candidates = self._stage_one(integral, height=height, width=width, shrink=shrink)
         if len(candidates) == 0:
             return Detections.none()
         candidates = self._stage_two(integral, boxes=candidates, height=height, width=width)
@@ -122,8 +127,9 @@ class OnnxMtcnn:
     def _run(self, name: str, *, pixels: Float) -> list[Float]:
         return list(self._sessions[name].run(None, {"pixels": pixels}))
 
-    def scales(self, *, height: int, width: int) -> list[float]:
-        scale = 12.0 / self.min_face_size
+    def scales(self, *, height: int, width: int, shrink: float = 1.0) -> list[float]:
+        """The pyramid's scales, relative to an image of this size searched as if shrunk by `shrink`."""
+        scale = 12.0 / self.min_face_size * shrink
         smallest = min(height, width) * scale
         found: list[float] = []
         while smallest >= 12:
@@ -132,10 +138,10 @@ class OnnxMtcnn:
             smallest *= FACTOR
         return found
 
-    def _stage_one(self, integral: Integral, *, height: int, width: int) -> Float:
+    def _stage_one(self, integral: Integral, *, height: int, width: int, shrink: float) -> Float:
         """PNet over the pyramid: rows of (x1, y1, x2, y2, score), squared."""
         per_scale: list[Float] = []
-        for scale in self.scales(height=height, width=width):
+        for scale in self.scales(height=height, width=width, shrink=shrink):
             level = area_resize(integral, height=int(height * scale + 1), width=int(width * scale + 1))
             regression, probability = self._run("pnet", pixels=normalise(level)[None])
             boxes = pnet_boxes(regression[0], probability=probability[0, 1], scale=scale, threshold=THRESHOLDS[0])

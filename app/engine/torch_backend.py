@@ -14,6 +14,7 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
+from app.engine.crops import downscale
 from app.engine.export import load_embedder
 from app.engine.faces import CROP_SIZE, Crops, DetectedFace, Embeddings, check_crops, no_embeddings
 
@@ -45,9 +46,10 @@ class TorchDetector:
     def backend(self) -> str:
         return f"torch {self._device.type}"
 
-    def detect(self, image: Image.Image) -> list[DetectedFace]:
+    def detect(self, image: Image.Image, *, shrink: float = 1.0) -> list[DetectedFace]:
+        small, scale = downscale(image, max_side=round(max(image.size) * shrink)) if shrink < 1 else (image, 1.0)
         with torch.inference_mode():
-            boxes, probabilities, points = self._mtcnn.detect(image, landmarks=True)
+            boxes, probabilities, points = self._mtcnn.detect(small, landmarks=True)
         if boxes is None:
             return []
         return [
@@ -55,7 +57,7 @@ class TorchDetector:
                 box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
                 landmarks=tuple((float(x), float(y)) for x, y in point),
                 probability=float(probability),
-            )
+            ).scaled(x=1 / scale, y=1 / scale)
             for box, probability, point in zip(boxes, probabilities, points, strict=True)
         ]
 
