@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from app.engine.crops import face_crops
-from app.engine.decode import ImageLimits, decode
+from app.engine.decode import Decoded, ImageLimits, decode
 from app.engine.faces import CROP_SIZE, EMBEDDING_DIM, Crops, DetectedFace, Detector, Embedder, Embeddings
 
 logger = logging.getLogger(__name__)
@@ -84,24 +84,36 @@ class FaceEngine:
         least 160 px wide in it; otherwise from a decode fine enough for the narrowest face
         (at worst the full one). Boxes come back in full-image pixels.
         """
-        decoded = decode(data, limits=limits, at_least=self.detect_max_side)
+        decoded = self.decode(data, limits=limits)
+        found = self.locate(decoded)
+        faces = found[:consider]
+        return FoundFaces(
+            width=decoded.width,
+            height=decoded.height,
+            faces=faces,
+            crops=self.cut(data, decoded=decoded, faces=faces, limits=limits),
+            found=len(found),
+        )
+
+    def decode(self, data: bytes, *, limits: ImageLimits) -> Decoded:
+        """find_faces's first step: the upload decoded as finely as detection needs."""
+        return decode(data, limits=limits, at_least=self.detect_max_side)
+
+    def locate(self, decoded: Decoded) -> list[DetectedFace]:
+        """find_faces's second step: every face, largest first, in full-image pixels."""
         to_full = {"x": 1 / decoded.scale_x, "y": 1 / decoded.scale_y}
         full = {"width": decoded.width, "height": decoded.height}
-        found = [_clip(face.scaled(**to_full), **full) for face in self.detect(decoded.image)]
-        faces = found[:consider]
+        return [_clip(face.scaled(**to_full), **full) for face in self.detect(decoded.image)]
+
+    def cut(self, data: bytes, *, decoded: Decoded, faces: list[DetectedFace], limits: ImageLimits) -> Crops:
+        """find_faces's last step: the faces' crops, from a decode in which each is >= 160 px wide if any."""
         source = decoded
         narrowest = min((face.width for face in faces), default=0.0)
         if decoded.reduced and narrowest * decoded.scale_x < CROP_SIZE:
             wanted = math.ceil(max(decoded.width, decoded.height) * CROP_SIZE / max(narrowest, 1.0))
             source = decode(data, limits=limits, at_least=wanted)
         in_source = [face.scaled(x=source.scale_x, y=source.scale_y) for face in faces]
-        return FoundFaces(
-            width=decoded.width,
-            height=decoded.height,
-            faces=faces,
-            crops=self.crops(source.image, faces=in_source),
-            found=len(found),
-        )
+        return self.crops(source.image, faces=in_source)
 
     def embed(self, crops: Crops) -> Embeddings:
         """L2-normalised 512-d float32 embeddings, one row per crop."""

@@ -57,12 +57,14 @@ def area_crops(integral: Integral, *, top: Int, left: Int, height: Int, width: I
     """Each region [top, top+height) x [left, left+width) resized to size x size: [n, size, size, 3]."""
     row_lo, row_hi = _windows(top, length=height, size=size)
     col_lo, col_hi = _windows(left, length=width, size=size)
-    # One gather per corner from the integral flattened to [pixels, 3]: cheaper than 2-D fancy indexing.
+    # The four corners of every window in one np.take from the integral flattened to [pixels, 3]:
+    # about twice as fast as four fancy-indexing gathers.
     stride = integral.shape[1]
     flat = integral.reshape(-1, integral.shape[2])
-    r0, r1 = (row_lo * stride)[:, :, None], (row_hi * stride)[:, :, None]
-    c0, c1 = col_lo[:, None, :], col_hi[:, None, :]
-    sums = flat[r1 + c1] - flat[r0 + c1] - flat[r1 + c0] + flat[r0 + c0]
+    rows = np.stack([row_lo * stride, row_hi * stride])[:, None, :, :, None]  # [2, 1, n, size, 1]
+    cols = np.stack([col_lo, col_hi])[None, :, :, None, :]  # [1, 2, n, 1, size]
+    corner = np.take(flat, rows + cols, axis=0)  # [row lo/hi, column lo/hi, n, size, size, 3]
+    sums = corner[1, 1] - corner[0, 1] - corner[1, 0] + corner[0, 0]
     counts = (row_hi - row_lo)[:, :, None] * (col_hi - col_lo)[:, None, :]
     return _means(sums, counts=counts[..., None])
 
