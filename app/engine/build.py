@@ -91,7 +91,7 @@ def onnx_detector(*, cache_dir: Path, threads: int, min_face_px: int) -> mtcnn.O
 
 
 def _checked_net(path: Path, *, name: str, threads: int) -> ort.InferenceSession:
-    session = open_session(path, threads=threads)
+    session = open_session(path, threads=threads, memory_arena=False)
     pixels = check_input(mtcnn.CHECK_SHAPES[name], seed=mtcnn.CHECK_SEED)
     difference = mtcnn.max_abs_difference(
         reference_outputs(path), actual=run_checked(session, inputs={"pixels": pixels}, what=str(path))

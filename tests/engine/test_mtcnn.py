@@ -278,3 +278,10 @@ def test_a_corrupt_cached_net_is_exported_again(
 
     assert export_count() > exports
     assert cache_problem(pnet, key_sha256=mtcnn_sha256()) is None
+
+
+def test_detector_sessions_keep_no_memory_arena_as_their_input_shapes_change_every_call(detector: OnnxMtcnn) -> None:
+    sessions = detector._sessions.values()
+
+    assert sessions
+    assert all(not session.get_session_options().enable_cpu_mem_arena for session in sessions)
