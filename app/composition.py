@@ -31,6 +31,7 @@ from app.services.container import Services
 from app.services.enrollment import EnrollmentService
 from app.services.gallery import GalleryService
 from app.services.health import HealthService
+from app.services.metrics import Metrics
 from app.services.policy import RecognitionPolicy
 from app.services.quality import QualityLimits
 from app.services.ratelimit import RateLimiter
@@ -114,7 +115,9 @@ async def database_url(settings: Settings) -> AsyncIterator[str]:
         await asyncio.to_thread(server.stop)
 
 
-def make_database(settings: Settings, *, url: str, pool_size: int | None = None) -> Database:
+def make_database(
+    settings: Settings, *, url: str, pool_size: int | None = None, metrics: Metrics | None = None
+) -> Database:
     engine = make_engine(
         url,
         pool_size=pool_size or settings.db_pool_size,
@@ -122,7 +125,8 @@ def make_database(settings: Settings, *, url: str, pool_size: int | None = None)
         connect_timeout_s=settings.db_connect_timeout_s,
         statement_timeout_s=settings.db_statement_timeout_s,
     )
-    return Database(engine, url=url, hnsw=HnswOptions.of(settings))
+    on_outcome = None if metrics is None else metrics.database_outcome
+    return Database(engine, url=url, hnsw=HnswOptions.of(settings), on_outcome=on_outcome)
 
 
 def rate_limits(settings: Settings) -> dict[str, int]:
@@ -160,9 +164,19 @@ def policy_of(settings: Settings) -> RecognitionPolicy:
 
 
 def build_services(
-    settings: Settings, *, database: Database, engine: FaceEngine | None, stack: AsyncExitStack
+    settings: Settings,
+    *,
+    database: Database,
+    engine: FaceEngine | None,
+    stack: AsyncExitStack,
+    metrics: Metrics | None = None,
 ) -> Services:
-    """The services; with an engine, its inference pool too (shut down when the stack closes)."""
+    """The services; with an engine, its inference pool too (shut down when the stack closes).
+
+    With `metrics` (the server's), the pool, the embedding calls, the analyser and the database feed them.
+    """
+    if metrics is not None:
+        metrics.watch_database(database)
     audit = AuditTrail(database=database)
     gallery = GalleryService(database=database, audit=audit)
     keys = KeyService(database=database)
@@ -171,7 +185,7 @@ def build_services(
         return Services(
             settings=settings, database=database, gallery=gallery, keys=keys, audit=audit, rate_limiter=limiter
         )
-    analyser = build_analyser(settings, engine=engine, stack=stack)
+    analyser = build_analyser(settings, engine=engine, stack=stack, metrics=metrics)
     policy = policy_of(settings)
     return Services(
         settings=settings,
@@ -187,21 +201,26 @@ def build_services(
     )
 
 
-def build_analyser(settings: Settings, *, engine: FaceEngine, stack: AsyncExitStack) -> FaceAnalyser:
+def build_analyser(
+    settings: Settings, *, engine: FaceEngine, stack: AsyncExitStack, metrics: Metrics | None = None
+) -> FaceAnalyser:
     """The engine behind its inference pool (shut down when the stack closes) and batcher."""
     pool = InferencePool(
         workers=ProcessModel.of(settings).workers,
         max_pending=settings.max_pending_inferences,
         deadline_s=settings.request_deadline_s,
+        on_refused=None if metrics is None else metrics.inference_refused,
     )
     stack.callback(pool.shutdown)
+    if metrics is not None:
+        metrics.watch_pool(pool)
     batcher = EmbeddingBatcher(
-        embed=engine.embed,
+        embed=engine.embed if metrics is None else metrics.timed_embedding(engine.embed),
         pool=pool,
         max_faces=settings.embed_max_batch,
         window_s=settings.embed_batch_window_ms / 1000,
     )
-    return FaceAnalyser(engine=engine, pool=pool, batcher=batcher, limits=image_limits(settings))
+    return FaceAnalyser(engine=engine, pool=pool, batcher=batcher, limits=image_limits(settings), metrics=metrics)
 
 
 @asynccontextmanager

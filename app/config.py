@@ -236,6 +236,26 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="Port of `facerec serve`.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="Log level.")
 
+    # Observability
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="json: each log line of `facerec serve` (uvicorn's too) is one JSON object with time, level, "
+        "logger, message and the request id.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Also serve the Prometheus metrics, without a key, on this port of FACEREC_HOST. Unset: only "
+        "GET /metrics on the main port, with a key holding the metrics scope.",
+    )
+    metrics_gallery_refresh_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Faces and subjects per collection in the metrics are counted (one grouped query) at most this "
+        "often; scrapes in between get the last counts.",
+    )
+
     @model_validator(mode="after")
     def _lowercase_hash(self) -> Settings:
         self.weights_sha256 = self.weights_sha256.lower()
@@ -251,6 +271,12 @@ class Settings(BaseSettings):
     def _hnsw_options_fit_pgvector(self) -> Settings:
         if self.hnsw_ef_construction < 2 * self.hnsw_m:
             raise ValueError("FACEREC_HNSW_EF_CONSTRUCTION must be at least 2 x FACEREC_HNSW_M (a pgvector rule)")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_is_another_port(self) -> Settings:
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("FACEREC_METRICS_PORT must differ from FACEREC_PORT (the API's port)")
         return self
 
     @property

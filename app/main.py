@@ -14,13 +14,16 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api.errors import install_error_handlers
+from app.api.metrics_port import metrics_port
 from app.api.middleware import BodySizeLimitMiddleware, CredentialsRequiredMiddleware
-from app.api.routes import access, console, faces, gallery, health
+from app.api.observability import ObservabilityMiddleware
+from app.api.routes import access, console, faces, gallery, health, metrics
 from app.composition import build_services, database_url, make_database, open_engine
 from app.config import Settings
 from app.engine.faces import Embedder
 from app.jobs import start_server_jobs
 from app.services.container import Services
+from app.services.metrics import Metrics
 
 DESCRIPTION = """
 Face recognition over HTTP: enrol people's faces under a name, then identify who is in a photo
@@ -34,6 +37,7 @@ Every error has the shape `{"error": {"code", "message", "details"}}`; the codes
 
 class State(TypedDict):
     services: Services
+    metrics: Metrics
 
 
 def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
@@ -46,11 +50,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
             # The model first: without weights there is no point starting a database.
             engine = await asyncio.to_thread(open_engine, settings, embedder=embedder)
             url = await stack.enter_async_context(database_url(settings))
-            database = make_database(settings, url=url)
+            app_metrics = Metrics(gallery_refresh_s=settings.metrics_gallery_refresh_s)  # this app's own registry
+            database = make_database(settings, url=url, metrics=app_metrics)
             stack.push_async_callback(database.engine.dispose)
-            services = build_services(settings, database=database, engine=engine, stack=stack)
+            services = build_services(settings, database=database, engine=engine, stack=stack, metrics=app_metrics)
+            if settings.metrics_port is not None:
+                stack.enter_context(metrics_port(app_metrics, host=settings.host, port=settings.metrics_port))
             start_server_jobs(services, stack=stack)
-            yield {"services": services}
+            yield {"services": services, "metrics": app_metrics}
 
     # Uploads stay in memory up to the body cap instead of rolling over to temporary files.
     MultiPartParser.spool_max_size = settings.max_request_bytes
@@ -73,15 +80,18 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     if settings.auth_enabled:
         app.add_middleware(CredentialsRequiredMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    for module in (faces, gallery, access, health, console):
+    for module in (faces, gallery, access, health, metrics, console):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    # Outermost (added last): every answer, the other middlewares' included, gets its request id and is counted.
+    app.add_middleware(ObservabilityMiddleware)
     return app
 
 

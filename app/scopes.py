@@ -11,4 +11,5 @@ class Scope(StrEnum):
     IDENTIFY = "identify"
     ENROLL = "enroll"
     MANAGE = "manage"
+    METRICS = "metrics"  # read /metrics: for a Prometheus scraper's own key
     ADMIN = "admin"

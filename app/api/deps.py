@@ -10,6 +10,7 @@ from app.config import Settings
 from app.services.container import Services
 from app.services.enrollment import EnrollmentService
 from app.services.gallery import GalleryService
+from app.services.metrics import Metrics
 from app.services.recognition import RecognitionService
 
 
@@ -38,8 +39,14 @@ async def get_gallery(request: Request) -> GalleryService:
     return (await get_services(request)).gallery
 
 
+async def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.state.metrics  # the lifespan's, with the app's own registry
+    return metrics
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RecognitionDep = Annotated[RecognitionService, Depends(get_recognition)]
 EnrollmentDep = Annotated[EnrollmentService, Depends(get_enrollment)]
 GalleryDep = Annotated[GalleryService, Depends(get_gallery)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -19,6 +19,15 @@ class CollectionRecord:
 
 
 @dataclass(frozen=True)
+class CollectionSize:
+    """How many subjects and faces a collection holds (the metrics' gauges)."""
+
+    name: str
+    subjects: int
+    faces: int
+
+
+@dataclass(frozen=True)
 class CollectionSettings:
     """What a use case needs of a collection: its id, and its own threshold (None: the service's)."""
 

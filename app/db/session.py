@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from pgvector.psycopg.vector import register_vector_info
@@ -55,15 +55,28 @@ def is_connection_error(error: BaseException) -> bool:
     )
 
 
+# How a unit of work ended: committed or refused by the block ("ok"), the database lost ("unavailable"),
+# or the audit entry not written ("audit").
+Outcome = Literal["ok", "unavailable", "audit"]
+
+
 class Database:
     """The pool, its units of work, and whether the schema is known to be ready for queries."""
 
-    def __init__(self, engine: AsyncEngine, *, url: str, hnsw: HnswOptions | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        url: str,
+        hnsw: HnswOptions | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.url = url
         self.hnsw = hnsw or HnswOptions()
         self._ready = asyncio.Event()
         self.waiting_for = "the first connection"
+        self._on_outcome = on_outcome or _ignore  # told how every unit of work ended (the metrics)
 
     @property
     def ready(self) -> bool:
@@ -86,6 +99,7 @@ class Database:
         is invalidated, not pooled again.
         """
         if not self.ready:
+            self._on_outcome("unavailable")
             raise DatabaseUnavailableError(f"The database is not ready yet: waiting for {self.waiting_for}.")
         try:
             async with self.engine.connect() as pooled:
@@ -100,14 +114,19 @@ class Database:
                     await _discard(pooled, driver=driver, connection_lost=is_connection_error(error))
                     raise
         except AuditWriteError as error:
+            self._on_outcome("audit")
             logger.error("the audit entry could not be written, so the change was rolled back: %s", error)
             raise AuditUnavailableError(
                 "The audit log could not be written, so nothing was changed; retry shortly."
             ) from error
         except Exception as error:
             if is_connection_error(error):
+                self._on_outcome("unavailable")
                 raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
+            if not isinstance(error, (DatabaseUnavailableError, AuditUnavailableError)):  # else told already
+                self._on_outcome("ok")  # the block's own error (not found, conflict...): the database answered
             raise
+        self._on_outcome("ok")
 
     async def schema_revision(self) -> str | None:
         """The migration the database is at (a real round trip; raises when it cannot be read)."""
@@ -152,3 +171,7 @@ async def _discard(pooled: AsyncConnection, *, driver: psycopg.AsyncConnection[A
         await driver.rollback()
     except Exception:  # noqa: BLE001 - the first error is the one to report
         await pooled.invalidate()
+
+
+def _ignore(outcome: Outcome) -> None:
+    pass

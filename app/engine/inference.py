@@ -22,18 +22,26 @@ T = TypeVar("T")
 class InferencePool:
     """Runs blocking model calls on `workers` threads with at most `max_pending` calls admitted."""
 
-    def __init__(self, *, workers: int, max_pending: int, deadline_s: float) -> None:
+    def __init__(
+        self, *, workers: int, max_pending: int, deadline_s: float, on_refused: Callable[[str], None] | None = None
+    ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facerec-inference")
         self._max_pending = max_pending
         self._deadline_s = deadline_s
         self._pending = 0
+        self._on_refused = on_refused or _ignore  # told the error code of every refused call (the metrics)
 
     @property
     def pending(self) -> int:
         return self._pending
 
+    @property
+    def max_pending(self) -> int:
+        return self._max_pending
+
     async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._pending >= self._max_pending:
+            self._on_refused(OverloadedError.code)
             raise OverloadedError(
                 f"{self._pending} images are already waiting for the face model; retry shortly.",
                 details={"max_pending": self._max_pending},
@@ -47,6 +55,7 @@ class InferencePool:
             async with asyncio.timeout(self._deadline_s):
                 return await future
         except TimeoutError:
+            self._on_refused(DeadlineExceededError.code)
             raise DeadlineExceededError(
                 f"The image was not processed within {self._deadline_s:g}s; retry shortly.",
                 details={"deadline_s": self._deadline_s},
@@ -56,3 +65,7 @@ class InferencePool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore(code: str) -> None:
+    pass

@@ -16,7 +16,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: KeyName
-    scopes: list[Scope] = Field(min_length=1, description="detect, verify, identify, enroll, manage, admin.")
+    scopes: list[Scope] = Field(min_length=1, description="detect, verify, identify, enroll, manage, metrics, admin.")
     collections: list[CollectionName] | None = Field(
         default=None, max_length=100, description="Limit the key to these collections; null for all."
     )

@@ -3,6 +3,7 @@ then embed the chosen faces in a batch with other requests' faces."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ from app.engine.engine import EngineDescription, FaceEngine
 from app.engine.faces import Crops, Embeddings
 from app.engine.inference import InferencePool
 from app.engine.quality import measure_all
+from app.services.metrics import Metrics
 from app.services.quality import AnalysedFace, IgnoredFace
 
 # Faces cropped and measured per photo at most; beyond the widest this many, faces are left out.
@@ -59,12 +61,19 @@ class FaceAnalyser:
     """One engine, its inference pool and its batcher, behind two calls."""
 
     def __init__(
-        self, *, engine: FaceEngine, pool: InferencePool, batcher: EmbeddingBatcher, limits: ImageLimits
+        self,
+        *,
+        engine: FaceEngine,
+        pool: InferencePool,
+        batcher: EmbeddingBatcher,
+        limits: ImageLimits,
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
         self._pool = pool
         self._batcher = batcher
         self._limits = limits
+        self._metrics = metrics
 
     @property
     def model_id(self) -> str:
@@ -100,7 +109,10 @@ class FaceAnalyser:
         )
 
     def _detect_blocking(self, data: bytes, *, consider: int) -> tuple[Detection, Crops]:
+        started = time.perf_counter()
         found = self._engine.find_faces(data, limits=self._limits, consider=consider)
+        if self._metrics is not None:
+            self._metrics.observe_detection(seconds=time.perf_counter() - started, faces=found.found)
         qualities = measure_all(found.faces, crops=found.crops)
         analysed = [AnalysedFace(face, quality) for face, quality in zip(found.faces, qualities, strict=True)]
         return Detection(width=found.width, height=found.height, faces=analysed, found=found.found), found.crops

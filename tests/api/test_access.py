@@ -42,6 +42,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope] = {
     ("DELETE", "/keys/{key_id}"): Scope.ADMIN,
     ("POST", "/keys/{key_id}/rotate"): Scope.ADMIN,
     ("GET", "/audit"): Scope.ADMIN,
+    ("GET", "/metrics"): Scope.METRICS,
 }
 NO_KEY = {"Authorization": ""}
 

@@ -6,7 +6,7 @@ import { byId, fill, formatDate, h, table } from "./dom.js";
 import { busy, clearMessages, showError } from "./messages.js";
 
 const AUDIT_PAGE = 50;
-const SCOPES = ["detect", "verify", "identify", "enroll", "manage", "admin"];
+const SCOPES = ["detect", "verify", "identify", "enroll", "manage", "metrics", "admin"];
 
 export function setUpAdmin() {
   const messages = byId("admin-messages");
