@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import stat
 import time
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from app.config import Settings
+from app.db.embedded import EmbeddedPostgres
 from tests.conftest import FACES_DIR, requires_faces, running_app
 
 
@@ -42,8 +46,6 @@ def test_enrolments_survive_a_restart_of_the_embedded_database(weights_file: tup
 
 
 def test_embedded_database_is_stopped_at_shutdown(weights_file: tuple[Path, str], tmp_path: Path) -> None:
-    from app.db.embedded import EmbeddedPostgres
-
     settings = _embedded_settings(weights_file, tmp_path / "data")
     with running_app(settings) as client:
         assert client.get("/readyz").status_code == 200
@@ -69,3 +71,77 @@ def test_first_start_on_the_embedded_database_prints_one_working_admin_key_once(
 
     assert works.status_code == 200
     assert "frk_" not in printed_again
+
+
+def _connect_without_password(server: EmbeddedPostgres, *, password: str | None = None) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host="127.0.0.1", port=server.port, user="postgres", dbname="facerec", password=password, connect_timeout=5
+    )
+
+
+@pytest.fixture
+def no_client_passwords(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No password from the environment or a ~/.pgpass: only what a test passes is sent."""
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-such-pgpass"))
+
+
+@pytest.mark.usefixtures("no_client_passwords")
+@pytest.mark.parametrize("password", [None, "not-the-password"], ids=["no-password", "wrong-password"])
+def test_embedded_postgres_refuses_connections_without_its_password(
+    postgres: EmbeddedPostgres, password: str | None
+) -> None:
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        _connect_without_password(postgres, password=password)
+
+    with psycopg.connect(postgres.url.replace("+psycopg", "")) as connection:
+        assert connection.execute("SELECT current_user").fetchone() == ("postgres",)
+
+
+def test_embedded_password_is_generated_and_kept_in_pgdata_for_its_owner_only(postgres: EmbeddedPostgres) -> None:
+    mode = stat.S_IMODE(postgres.password_file.stat().st_mode)
+    stored = postgres.password_file.read_text().strip()
+
+    assert mode == 0o600
+    assert postgres.password_file.parent == postgres.pgdata
+    assert stored == postgres.password
+    assert len(stored) >= 40  # 256 random bits, URL-safe
+    assert f"postgres:{stored}@" in postgres.url
+    assert EmbeddedPostgres(postgres.pgdata).password == stored  # a second process reads the same one
+
+
+def _make_it_trust_local_connections(server: EmbeddedPostgres) -> None:
+    """Turn a data dir into one as facerec made them before passwords: initdb --auth=trust, no password file."""
+    with psycopg.connect(server.url.replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute("ALTER ROLE postgres PASSWORD NULL")
+    server.stop()
+    hba = server.pgdata / "pg_hba.conf"
+    hba.write_text(hba.read_text().replace("scram-sha-256", "trust"))
+    server.password_file.unlink()
+
+
+@pytest.mark.usefixtures("no_client_passwords")
+def test_data_dir_that_trusted_local_connections_gets_a_password_on_its_next_start(tmp_path: Path) -> None:
+    old = EmbeddedPostgres(tmp_path / "pgdata")
+    old.start()
+    with psycopg.connect(old.url.replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute("CREATE TABLE kept (value text)")
+        connection.execute("INSERT INTO kept VALUES ('from before the upgrade')")
+    _make_it_trust_local_connections(old)
+
+    upgraded = EmbeddedPostgres(tmp_path / "pgdata")
+    upgraded.start()
+    try:
+        with psycopg.connect(upgraded.url.replace("+psycopg", "")) as connection:
+            kept = connection.execute("SELECT value FROM kept").fetchall()
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            _connect_without_password(upgraded)
+        hba = (upgraded.pgdata / "pg_hba.conf").read_text()
+    finally:
+        upgraded.stop()
+
+    assert kept == [("from before the upgrade",)]
+    assert stat.S_IMODE(upgraded.password_file.stat().st_mode) == 0o600
+    assert upgraded.password != old.password
+    assert " trust" not in hba
+    assert "scram-sha-256" in hba
