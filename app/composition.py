@@ -16,6 +16,7 @@ from app.config import VGGFACE2_WEIGHTS_FILENAME, Settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.hnsw import HnswOptions
 from app.db.session import Database, make_engine
+from app.db.supervisor import EmbeddedSupervisor
 from app.engine.batching import EmbeddingBatcher
 from app.engine.build import EngineConfig, build_engine
 from app.engine.decode import ImageLimits
@@ -100,18 +101,32 @@ def open_engine(settings: Settings, *, embedder: Embedder | None = None) -> Face
     return build_engine(config, embedder=embedder)
 
 
+@dataclass(frozen=True)
+class DatabaseServer:
+    """Where the database is, and the embedded server behind it when there is one."""
+
+    url: str
+    embedded: EmbeddedPostgres | None = None
+
+
 @asynccontextmanager
-async def database_url(settings: Settings) -> AsyncIterator[str]:
+async def database_server(settings: Settings) -> AsyncIterator[DatabaseServer]:
     """FACEREC_DATABASE_URL, or an embedded Postgres started for as long as the block runs."""
     if settings.database_url is not None:
-        yield settings.database_url
+        yield DatabaseServer(url=settings.database_url)
         return
     server = EmbeddedPostgres(settings.embedded_pgdata, port=settings.embedded_db_port)
     await asyncio.to_thread(server.start)
     try:
-        yield server.url
+        yield DatabaseServer(url=server.url, embedded=server)
     finally:
         await asyncio.to_thread(server.stop)
+
+
+@asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    async with database_server(settings) as server:
+        yield server.url
 
 
 def make_database(settings: Settings, *, url: str, pool_size: int | None = None) -> Database:
@@ -160,9 +175,17 @@ def policy_of(settings: Settings) -> RecognitionPolicy:
 
 
 def build_services(
-    settings: Settings, *, database: Database, engine: FaceEngine | None, stack: AsyncExitStack
+    settings: Settings,
+    *,
+    database: Database,
+    engine: FaceEngine | None,
+    stack: AsyncExitStack,
+    embedded: EmbeddedPostgres | None = None,
 ) -> Services:
-    """The services; with an engine, its inference pool too (shut down when the stack closes)."""
+    """The services; with an engine, its inference pool too (shut down when the stack closes).
+
+    With `embedded`, the server's supervisor too (for the server's jobs, which run it).
+    """
     audit = AuditTrail(database=database)
     gallery = GalleryService(database=database, audit=audit)
     keys = KeyService(database=database)
@@ -173,6 +196,7 @@ def build_services(
         )
     analyser = build_analyser(settings, engine=engine, stack=stack)
     policy = policy_of(settings)
+    supervisor = None if embedded is None else EmbeddedSupervisor(embedded)
     return Services(
         settings=settings,
         database=database,
@@ -183,7 +207,8 @@ def build_services(
         analyser=analyser,
         recognition=RecognitionService(analyser=analyser, database=database, policy=policy, audit=audit),
         enrollment=EnrollmentService(analyser=analyser, database=database, policy=policy, audit=audit),
-        health=HealthService(database=database, analyser=analyser),
+        health=HealthService(database=database, analyser=analyser, supervisor=supervisor),
+        supervisor=supervisor,
     )
 
 

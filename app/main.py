@@ -16,7 +16,7 @@ from app import __version__
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimitMiddleware, CredentialsRequiredMiddleware
 from app.api.routes import access, console, faces, gallery, health
-from app.composition import build_services, database_url, make_database, open_engine
+from app.composition import build_services, database_server, make_database, open_engine
 from app.config import Settings
 from app.engine.faces import Embedder
 from app.jobs import start_server_jobs
@@ -45,10 +45,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         async with AsyncExitStack() as stack:
             # The model first: without weights there is no point starting a database.
             engine = await asyncio.to_thread(open_engine, settings, embedder=embedder)
-            url = await stack.enter_async_context(database_url(settings))
-            database = make_database(settings, url=url)
+            server = await stack.enter_async_context(database_server(settings))
+            database = make_database(settings, url=server.url)
             stack.push_async_callback(database.engine.dispose)
-            services = build_services(settings, database=database, engine=engine, stack=stack)
+            services = build_services(settings, database=database, engine=engine, stack=stack, embedded=server.embedded)
             start_server_jobs(services, stack=stack)
             yield {"services": services}
 
