@@ -188,8 +188,8 @@ def build_services(
     """
     audit = AuditTrail(database=database)
     gallery = GalleryService(database=database, audit=audit)
-    keys = KeyService(database=database)
-    limiter = RateLimiter(per_minute=rate_limits(settings))
+    limiter = RateLimiter(database=database, per_minute=rate_limits(settings))
+    keys = KeyService(database=database, rate_limiter=limiter)
     if engine is None:
         return Services(
             settings=settings, database=database, gallery=gallery, keys=keys, audit=audit, rate_limiter=limiter

@@ -73,4 +73,8 @@ async def purge_periodically(services: Services, *, interval_s: float) -> None:
                 )
         except Exception:
             logger.exception("retention purge failed")
+        try:
+            await services.rate_limiter.forget_idle()
+        except Exception:
+            logger.exception("deleting idle rate-limit buckets failed")
         await asyncio.sleep(interval_s)
