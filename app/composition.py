@@ -16,6 +16,7 @@ from app.config import VGGFACE2_WEIGHTS_FILENAME, Settings
 from app.db.embedded import EmbeddedPostgres
 from app.db.hnsw import HnswOptions
 from app.db.session import Database, make_engine
+from app.db.supervisor import EmbeddedSupervisor
 from app.engine.batching import EmbeddingBatcher
 from app.engine.build import EngineConfig, build_engine
 from app.engine.decode import ImageLimits
@@ -101,18 +102,32 @@ def open_engine(settings: Settings, *, embedder: Embedder | None = None) -> Face
     return build_engine(config, embedder=embedder)
 
 
+@dataclass(frozen=True)
+class DatabaseServer:
+    """Where the database is, and the embedded server behind it when there is one."""
+
+    url: str
+    embedded: EmbeddedPostgres | None = None
+
+
 @asynccontextmanager
-async def database_url(settings: Settings) -> AsyncIterator[str]:
+async def database_server(settings: Settings) -> AsyncIterator[DatabaseServer]:
     """FACEREC_DATABASE_URL, or an embedded Postgres started for as long as the block runs."""
     if settings.database_url is not None:
-        yield settings.database_url
+        yield DatabaseServer(url=settings.database_url)
         return
     server = EmbeddedPostgres(settings.embedded_pgdata, port=settings.embedded_db_port)
     await asyncio.to_thread(server.start)
     try:
-        yield server.url
+        yield DatabaseServer(url=server.url, embedded=server)
     finally:
         await asyncio.to_thread(server.stop)
+
+
+@asynccontextmanager
+async def database_url(settings: Settings) -> AsyncIterator[str]:
+    async with database_server(settings) as server:
+        yield server.url
 
 
 def make_database(
@@ -170,23 +185,26 @@ def build_services(
     engine: FaceEngine | None,
     stack: AsyncExitStack,
     metrics: Metrics | None = None,
+    embedded: EmbeddedPostgres | None = None,
 ) -> Services:
     """The services; with an engine, its inference pool too (shut down when the stack closes).
 
     With `metrics` (the server's), the pool, the embedding calls, the analyser and the database feed them.
+    With `embedded`, the server's supervisor too (for the server's jobs, which run it).
     """
     if metrics is not None:
         metrics.watch_database(database)
     audit = AuditTrail(database=database)
     gallery = GalleryService(database=database, audit=audit)
-    keys = KeyService(database=database)
-    limiter = RateLimiter(per_minute=rate_limits(settings))
+    limiter = RateLimiter(database=database, per_minute=rate_limits(settings))
+    keys = KeyService(database=database, rate_limiter=limiter)
     if engine is None:
         return Services(
             settings=settings, database=database, gallery=gallery, keys=keys, audit=audit, rate_limiter=limiter
         )
     analyser = build_analyser(settings, engine=engine, stack=stack, metrics=metrics)
     policy = policy_of(settings)
+    supervisor = None if embedded is None else EmbeddedSupervisor(embedded)
     return Services(
         settings=settings,
         database=database,
@@ -197,7 +215,8 @@ def build_services(
         analyser=analyser,
         recognition=RecognitionService(analyser=analyser, database=database, policy=policy, audit=audit),
         enrollment=EnrollmentService(analyser=analyser, database=database, policy=policy, audit=audit),
-        health=HealthService(database=database, analyser=analyser),
+        health=HealthService(database=database, analyser=analyser, supervisor=supervisor),
+        supervisor=supervisor,
     )
 
 

@@ -225,7 +225,9 @@ class Settings(BaseSettings):
     rate_limit_manage_per_minute: int = Field(default=600, ge=0, description="Per key; 0 = unlimited.")
     rate_limit_admin_per_minute: int = Field(default=120, ge=0, description="Per key; 0 = unlimited.")
     retention_check_interval_s: float = Field(
-        default=3600.0, gt=0, description="How often expired faces (per-collection retention) are purged."
+        default=3600.0,
+        gt=0,
+        description="How often expired faces (per-collection retention) are purged, and idle rate-limit rows deleted.",
     )
     cors_origins: list[str] = Field(
         default_factory=list, description='Origins allowed by CORS, as a JSON list (e.g. ["https://app.example"]).'

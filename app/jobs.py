@@ -1,5 +1,5 @@
-"""What only `facerec serve` runs in the background: database preparation, retention purges, and
-the first-run admin key. CLI commands never start these."""
+"""What only `facerec serve` runs in the background: database preparation, retention purges, the
+first-run admin key, and the embedded Postgres' supervisor. CLI commands never start these."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def start_server_jobs(services: Services, *, stack: AsyncExitStack) -> None:
             "enrol, identify and delete faces. Use this for local development only. !!!"
         )
     _background(purge_periodically(services, interval_s=settings.retention_check_interval_s), stack=stack)
+    if services.supervisor is not None:
+        _background(services.supervisor.run(), stack=stack)
 
 
 def _background(job: Coroutine[Any, Any, None], *, stack: AsyncExitStack) -> None:
@@ -71,4 +73,8 @@ async def purge_periodically(services: Services, *, interval_s: float) -> None:
                 )
         except Exception:
             logger.exception("retention purge failed")
+        try:
+            await services.rate_limiter.forget_idle()
+        except Exception:
+            logger.exception("deleting idle rate-limit buckets failed")
         await asyncio.sleep(interval_s)

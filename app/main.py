@@ -18,7 +18,7 @@ from app.api.metrics_port import metrics_port
 from app.api.middleware import BodySizeLimitMiddleware, CredentialsRequiredMiddleware
 from app.api.observability import ObservabilityMiddleware
 from app.api.routes import access, console, faces, gallery, health, metrics
-from app.composition import build_services, database_url, make_database, open_engine
+from app.composition import build_services, database_server, make_database, open_engine
 from app.config import Settings
 from app.engine.faces import Embedder
 from app.jobs import start_server_jobs
@@ -49,11 +49,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         async with AsyncExitStack() as stack:
             # The model first: without weights there is no point starting a database.
             engine = await asyncio.to_thread(open_engine, settings, embedder=embedder)
-            url = await stack.enter_async_context(database_url(settings))
+            server = await stack.enter_async_context(database_server(settings))
             app_metrics = Metrics(gallery_refresh_s=settings.metrics_gallery_refresh_s)  # this app's own registry
-            database = make_database(settings, url=url, metrics=app_metrics)
+            database = make_database(settings, url=server.url, metrics=app_metrics)
             stack.push_async_callback(database.engine.dispose)
-            services = build_services(settings, database=database, engine=engine, stack=stack, metrics=app_metrics)
+            services = build_services(
+                settings, database=database, engine=engine, stack=stack, metrics=app_metrics, embedded=server.embedded
+            )
             if settings.metrics_port is not None:
                 stack.enter_context(metrics_port(app_metrics, host=settings.host, port=settings.metrics_port))
             start_server_jobs(services, stack=stack)

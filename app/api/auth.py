@@ -15,29 +15,21 @@ _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer frk_.
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: frk_...`")
 
 
-async def current_principal(
-    request: Request,
-    services: ServicesDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    api_key: Annotated[str | None, Security(_api_key_header)],
-) -> Principal:
-    if not services.settings.auth_enabled:
-        return ANONYMOUS
-    token = bearer.credentials if bearer is not None else api_key
-    principal = await services.keys.authenticate(token)
-    request.state.principal = principal
-    return principal
-
-
 def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits keys with `scope` (or admin), within their rate limit."""
+    """A dependency that admits keys with `scope` (or admin), within their rate limit in that scope."""
 
     async def dependency(
-        principal: Annotated[Principal, Depends(current_principal)], services: ServicesDep
+        request: Request,
+        services: ServicesDep,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        api_key: Annotated[str | None, Security(_api_key_header)],
     ) -> Principal:
-        principal.require(scope)
-        if principal.key_id is not None:
-            services.rate_limiter.check(key=principal.key_id, scope=scope.value)
+        if not services.settings.auth_enabled:
+            return ANONYMOUS
+        token = bearer.credentials if bearer is not None else api_key
+        # One transaction: the key lookup, the scope check and the take from the shared rate limit.
+        principal = await services.keys.authenticate(token, scope=scope)
+        request.state.principal = principal
         return principal
 
     dependency.__name__ = f"require_{scope.value}"

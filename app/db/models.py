@@ -10,6 +10,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     REAL,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Identity,
@@ -113,6 +114,23 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RateLimitBucket(Base):
+    """One key's rate-limit state in one scope, shared by every replica (app.db.repository.ratelimits).
+
+    UNLOGGED: written on every request, and not worth a WAL write; a crash only forgets it.
+    """
+
+    __tablename__ = "rate_limit_buckets"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}  # noqa: RUF012 - SQLAlchemy's declarative form
+
+    key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # The theoretical arrival time: when the bucket is full again. At or before now: nothing to keep.
+    tat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Whether the last take was admitted: what the UPSERT returns, as its SET sees only the old row.
+    admitted: Mapped[bool] = mapped_column(Boolean)
 
 
 class AuditEntry(Base):

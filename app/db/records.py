@@ -149,3 +149,11 @@ class AuditQuery:
     subject_id: uuid.UUID | None = None
     limit: int = 100
     offset: int = 0
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """One request against a rate limit: admitted, or how long until one would be."""
+
+    admitted: bool
+    wait_s: float

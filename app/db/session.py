@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -17,7 +19,7 @@ from typing import Any, Literal
 import psycopg
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
-from sqlalchemy import exc, text
+from sqlalchemy import exc, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.db.hnsw import HnswOptions
@@ -26,6 +28,16 @@ from app.db.repository import AuditWriteError, Repository
 from app.errors import AuditUnavailableError, DatabaseUnavailableError
 
 logger = logging.getLogger(__name__)
+
+# What API callers are told: the driver's text (host names, ports, user names) is for operators,
+# who find it in the log and in /readyz.
+NOT_REACHABLE = "The database is not reachable right now; retry shortly."
+NOT_READY = "The database is not ready yet; retry shortly."
+_LOG_OUTAGE_EVERY_S = 10.0
+
+_DRIVER_PREFIX = re.compile(r"^\([\w.]+\)\s*")  # SQLAlchemy's "(psycopg.OperationalError) "
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+_PASSWORD_OPTION = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 
 def make_engine(
@@ -44,6 +56,16 @@ def make_engine(
             "options": f"-c statement_timeout={round(statement_timeout_s * 1000)}",
         },
     )
+
+
+def describe_error(error: BaseException, *, secret: str | None = None) -> str:
+    """The error's class and the first line of its text, with any password masked (for logs and /readyz)."""
+    lines = str(error).strip().splitlines()
+    first = _DRIVER_PREFIX.sub("", lines[0]) if lines else ""
+    first = _PASSWORD_OPTION.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", first))
+    if secret:
+        first = first.replace(secret, "***")
+    return f"{type(error).__name__}: {first[:200]}" if first else type(error).__name__
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -77,6 +99,8 @@ class Database:
         self._ready = asyncio.Event()
         self.waiting_for = "the first connection"
         self._on_outcome = on_outcome or _ignore  # told how every unit of work ended (the metrics)
+        self._password = make_url(normalise_url(url)).password
+        self._outage_logged_at = -_LOG_OUTAGE_EVERY_S
 
     @property
     def ready(self) -> bool:
@@ -87,7 +111,7 @@ class Database:
             async with asyncio.timeout(timeout_s):
                 await self._ready.wait()
         except TimeoutError:
-            raise DatabaseUnavailableError(f"The database is not ready: waiting for {self.waiting_for}.") from None
+            raise DatabaseUnavailableError(NOT_READY) from None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Repository]:
@@ -100,7 +124,7 @@ class Database:
         """
         if not self.ready:
             self._on_outcome("unavailable")
-            raise DatabaseUnavailableError(f"The database is not ready yet: waiting for {self.waiting_for}.")
+            raise DatabaseUnavailableError(NOT_READY)
         try:
             async with self.engine.connect() as pooled:
                 driver = (await pooled.get_raw_connection()).driver_connection
@@ -122,11 +146,19 @@ class Database:
         except Exception as error:
             if is_connection_error(error):
                 self._on_outcome("unavailable")
-                raise DatabaseUnavailableError("The database is unavailable; retry shortly.") from error
+                self._log_outage(error)
+                raise DatabaseUnavailableError(NOT_REACHABLE) from error
             if not isinstance(error, (DatabaseUnavailableError, AuditUnavailableError)):  # else told already
                 self._on_outcome("ok")  # the block's own error (not found, conflict...): the database answered
             raise
         self._on_outcome("ok")
+
+    def _log_outage(self, error: BaseException) -> None:
+        # Once every few seconds, not once per request: an outage fails every request.
+        now = time.monotonic()
+        if now - self._outage_logged_at >= _LOG_OUTAGE_EVERY_S:
+            self._outage_logged_at = now
+            logger.warning("database unavailable: %s", describe_error(error, secret=self._password))
 
     async def schema_revision(self) -> str | None:
         """The migration the database is at (a real round trip; raises when it cannot be read)."""
@@ -145,7 +177,7 @@ class Database:
                     async with self.engine.connect() as connection:
                         await connection.execute(text("SELECT 1"))
             except Exception as error:  # noqa: BLE001 - every failure is retried; it is logged and reported
-                self.waiting_for = f"the database ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+                self.waiting_for = f"the database ({describe_error(error, secret=self._password)})"
                 logger.warning("database not ready, retrying in %.1fs: %s", delay, self.waiting_for)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_backoff_s)

@@ -19,8 +19,9 @@ from typing import Any
 
 from app.db.records import AuditEntry, KeyRecord
 from app.db.session import Database
-from app.errors import ApiKeyNotFoundError, InsufficientScopeError, UnauthenticatedError
+from app.errors import ApiKeyNotFoundError, InsufficientScopeError, RateLimitedError, UnauthenticatedError
 from app.scopes import Scope
+from app.services.ratelimit import RateLimiter
 
 __all__ = ["ANONYMOUS", "SYSTEM", "IssuedKey", "KeyService", "Principal", "Scope"]
 
@@ -105,8 +106,9 @@ def token_prefix(token: str) -> str:
 
 
 class KeyService:
-    def __init__(self, *, database: Database) -> None:
+    def __init__(self, *, database: Database, rate_limiter: RateLimiter | None = None) -> None:
         self._database = database
+        self._rate_limiter = rate_limiter
         self._last_touched: dict[uuid.UUID, float] = {}
 
     async def create(
@@ -161,11 +163,16 @@ class KeyService:
             await repository.append_audit(principal.audit("key.rotate", details=details))
         return IssuedKey(token=token, record=record)
 
-    async def authenticate(self, token: str | None) -> Principal:
-        """The key's principal, or UnauthenticatedError for a missing, unknown or revoked key."""
+    async def authenticate(self, token: str | None, *, scope: Scope | None = None) -> Principal:
+        """The key's principal, or UnauthenticatedError for a missing, unknown or revoked key.
+
+        With `scope`, the key must hold it (InsufficientScopeError) and be within its rate limit
+        there (RateLimitedError): the lookup and the rate-limit take share one transaction.
+        """
         if not token:
             raise UnauthenticatedError("An API key is required: send `Authorization: Bearer <key>` or `X-API-Key`.")
         prefix = token_prefix(token)
+        refused: RateLimitedError | None = None
         async with self._database.transaction() as repository:
             record = await repository.key_by_prefix(prefix) if prefix else None
             # Compare against a digest even when there is no such key, so timing says nothing.
@@ -173,13 +180,20 @@ class KeyService:
             valid = hmac.compare_digest(digest(token), expected) and record is not None
             if not valid or record is None or record.revoked_at is not None:
                 raise UnauthenticatedError("The API key is unknown or revoked.")
+            principal = Principal(
+                key_id=record.id,
+                name=record.name,
+                scopes=frozenset(Scope(scope) for scope in record.scopes),
+                collections=None if record.collections is None else frozenset(record.collections),
+            )
+            if scope is not None:
+                principal.require(scope)
+                if self._rate_limiter is not None:
+                    refused = await self._rate_limiter.take(repository, key_id=record.id, scope=scope.value)
             now = time.monotonic()
             if now - self._last_touched.get(record.id, -_LAST_USED_EVERY_S) >= _LAST_USED_EVERY_S:
                 self._last_touched[record.id] = now
                 await repository.touch_key(record.id)
-        return Principal(
-            key_id=record.id,
-            name=record.name,
-            scopes=frozenset(Scope(scope) for scope in record.scopes),
-            collections=None if record.collections is None else frozenset(record.collections),
-        )
+        if refused is not None:
+            raise refused
+        return principal

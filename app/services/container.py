@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.db.session import Database
+from app.db.supervisor import EmbeddedSupervisor
 from app.services.access import KeyService
 from app.services.analysis import FaceAnalyser
 from app.services.audit import AuditTrail
@@ -30,3 +31,4 @@ class Services:
     recognition: RecognitionService | None = None
     enrollment: EnrollmentService | None = None
     health: HealthService | None = None
+    supervisor: EmbeddedSupervisor | None = None  # the embedded Postgres' restarter, for `facerec serve`

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.db.migrate import head_revision
 from app.db.session import Database
+from app.db.supervisor import EmbeddedSupervisor
 from app.errors import DeadlineExceededError, OverloadedError
 from app.services.analysis import FaceAnalyser
 
@@ -25,9 +26,12 @@ class Readiness:
 
 
 class HealthService:
-    def __init__(self, *, database: Database, analyser: FaceAnalyser) -> None:
+    def __init__(
+        self, *, database: Database, analyser: FaceAnalyser, supervisor: EmbeddedSupervisor | None = None
+    ) -> None:
         self._database = database
         self._analyser = analyser
+        self._supervisor = supervisor
         self._model_probed_at = -MODEL_PROBE_EVERY_S
         self._model_status = "not probed yet"
 
@@ -52,6 +56,8 @@ class HealthService:
     async def _database_checks(self) -> dict[str, str]:
         if not self._database.ready:
             return {"database": f"waiting for {self._database.waiting_for}", "schema": "unknown"}
+        if self._supervisor is not None and self._supervisor.outage is not None:
+            return {"database": f"unreachable: {self._supervisor.outage}", "schema": "unknown"}
         try:
             current = await self._database.schema_revision()
         except Exception as error:  # noqa: BLE001 - any failure here means "not ready", reported as text

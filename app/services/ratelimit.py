@@ -1,48 +1,59 @@
-"""Per-key, per-scope token buckets, in process memory.
+"""Per-key, per-scope rate limits, shared by every replica: the buckets are rows in Postgres.
 
-Each replica keeps its own buckets, so with N replicas behind a load balancer a key may make up
-to N times its limit; the README says so. No state here is needed by another replica.
+N replicas behind a load balancer admit, together, what one would: each request takes from the
+same row. How the take works, and why it is exact under concurrency and costs one statement, is
+in app.db.repository.ratelimits. A take runs in the caller's unit of work (the key check's, so
+that one transaction per request covers both) or, through `check`, in a unit of work of its own.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+import uuid
+from datetime import datetime
 
+from app.db.repository import Repository
+from app.db.session import Database
 from app.errors import RateLimitedError
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
 class RateLimiter:
-    def __init__(self, *, per_minute: dict[str, int], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, database: Database, per_minute: dict[str, int]) -> None:
         """per_minute: the limit of each scope; 0 means unlimited."""
+        self._database = database
         self._per_minute = per_minute
-        self._clock = clock
-        self._buckets: dict[tuple[Hashable, str], _Bucket] = {}
 
-    def check(self, *, key: Hashable, scope: str) -> None:
-        """Take one token from the (key, scope) bucket, or raise RateLimitedError with the wait."""
-        limit = self._per_minute.get(scope, 0)
+    def limit_of(self, scope: str) -> int:
+        return self._per_minute.get(scope, 0)
+
+    async def take(
+        self, repository: Repository, *, key_id: uuid.UUID, scope: str, at: datetime | None = None
+    ) -> RateLimitedError | None:
+        """Take one request from the key's budget in this scope, in the caller's unit of work.
+
+        Returns the error to raise once that unit of work is over, or None when admitted; `at`
+        replaces the database's clock (tests).
+        """
+        limit = self.limit_of(scope)
         if limit <= 0:
-            return
-        rate = limit / 60.0
-        now = self._clock()
-        bucket = self._buckets.setdefault((key, scope), _Bucket(tokens=float(limit), updated=now))
-        bucket.tokens = min(float(limit), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return
-        retry_after = max(1, math.ceil((1.0 - bucket.tokens) / rate))
-        raise RateLimitedError(
+            return None
+        decision = await repository.take_rate_limit_token(key_id=key_id, scope=scope, per_minute=limit, at=at)
+        if decision.admitted:
+            return None
+        return RateLimitedError(
             f"Rate limit of {limit} {scope} requests per minute reached for this key.",
             details={"scope": scope, "limit_per_minute": limit},
-            retry_after_s=retry_after,
+            retry_after_s=max(1, math.ceil(decision.wait_s)),
         )
+
+    async def check(self, *, key_id: uuid.UUID, scope: str, at: datetime | None = None) -> None:
+        """Take one request in a unit of work of its own; RateLimitedError, with the wait, when over the limit."""
+        async with self._database.transaction() as repository:
+            refused = await self.take(repository, key_id=key_id, scope=scope, at=at)
+        if refused is not None:
+            raise refused
+
+    async def forget_idle(self) -> int:
+        """Delete the buckets that are full again, which hold nothing; how many there were."""
+        async with self._database.transaction() as repository:
+            return await repository.delete_idle_rate_limit_buckets()

@@ -7,11 +7,14 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import exc
 
 from app.db.embedded import EmbeddedPostgres
+from app.db.session import NOT_REACHABLE, NOT_READY, describe_error
 from app.main import create_app
 from tests.api.helpers import error_code
 from tests.conftest import make_settings, running_app
@@ -116,6 +119,10 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# A password in the test URL, which no answer may show.
+DBLESS_PASSWORD = "dbless-secret-4f1c"
+
+
 @pytest.fixture(scope="module")
 def dbless_client(
     weights_file: tuple[Path, str], postgres: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
@@ -125,7 +132,7 @@ def dbless_client(
         postgres=postgres,
         weights_file=weights_file,
         data_dir=tmp_path_factory.mktemp("dbless"),
-        database_url=f"postgresql://postgres@127.0.0.1:{_closed_port()}/facerec",
+        database_url=f"postgresql://postgres:{DBLESS_PASSWORD}@127.0.0.1:{_closed_port()}/facerec",
         migrate_on_start=False,
         db_connect_timeout_s=1,
         auth_enabled=False,  # keys live in the database, which is the thing that is down here
@@ -165,3 +172,37 @@ def test_readyz_is_503_naming_the_database_when_it_is_down(dbless_client: TestCl
     assert response.json()["status"] == "not_ready"
     assert response.json()["checks"]["database"].startswith("waiting for the database (OperationalError")
     assert response.json()["checks"]["model"] == "ok"
+
+
+def test_database_outage_answer_says_nothing_of_the_driver_error(dbless_client: TestClient) -> None:
+    response = dbless_client.get("/subjects")
+
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] in (NOT_READY, NOT_REACHABLE)
+    for leak in ("OperationalError", "psycopg", "127.0.0.1", "refused", DBLESS_PASSWORD):
+        assert leak not in response.text
+
+
+def test_readyz_names_the_driver_error_in_one_line_without_the_password(dbless_client: TestClient) -> None:
+    check = dbless_client.get("/readyz").json()["checks"]["database"]
+
+    assert check.startswith("waiting for the database (OperationalError: ")
+    assert "(psycopg." not in check  # SQLAlchemy's prefix repeats the class
+    assert "\n" not in check
+    assert DBLESS_PASSWORD not in check
+
+
+def test_describe_error_keeps_the_class_and_first_line_and_masks_passwords() -> None:
+    driver = psycopg.OperationalError(
+        'connection to "postgresql://facerec:hunter2@db:5432/facerec" failed: password=hunter2 sslmode=require'
+        "\nDETAIL: the second line"
+    )
+    wrapped = exc.OperationalError("SELECT 1", None, driver)
+
+    described = describe_error(wrapped, secret="hunter2")
+
+    assert described == (
+        'OperationalError: connection to "postgresql://facerec:***@db:5432/facerec" failed:'
+        " password=*** sslmode=require"
+    )
+    assert describe_error(TimeoutError()) == "TimeoutError"

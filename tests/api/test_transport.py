@@ -12,16 +12,21 @@ import select
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx as plain_httpx
 import httpx2 as httpx
 import pytest
+import requests
 import uvicorn
 from fastapi.testclient import TestClient
 
+from app.api.middleware import DRAIN_MAX_BYTES, DRAIN_TIMEOUT_S
 from app.config import Settings
 from app.main import create_app
 from app.services.access import Scope
@@ -97,9 +102,9 @@ class CountingBody:
 MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
 
 
-def test_declared_body_over_the_cap_is_413_without_reading_any_of_it(api: Api) -> None:
+def test_declared_body_too_large_to_drain_is_413_without_reading_any_of_it(api: Api) -> None:
     cap = api.settings.max_request_bytes
-    body = CountingBody(chunks=cap // CHUNK + 8)
+    body = CountingBody(chunks=DRAIN_MAX_BYTES // CHUNK + 8)
 
     response = api.post(
         "/identify", content=iter(body), headers={**MULTIPART, "Content-Length": str(body.chunks * body.size)}
@@ -109,6 +114,20 @@ def test_declared_body_over_the_cap_is_413_without_reading_any_of_it(api: Api) -
     assert error_code(response) == "PAYLOAD_TOO_LARGE"
     assert response.json()["error"]["details"] == {"max_request_bytes": cap}
     assert body.pulled == 0
+
+
+def test_declared_body_over_the_cap_is_413_then_read_and_discarded(api: Api) -> None:
+    # What a client that is still sending needs: the rest is drained, so that closing resets nothing.
+    cap = api.settings.max_request_bytes
+    body = CountingBody(chunks=cap // CHUNK + 8)
+
+    response = api.post(
+        "/identify", content=iter(body), headers={**MULTIPART, "Content-Length": str(body.chunks * body.size)}
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["details"] == {"max_request_bytes": cap}
+    assert body.pulled == body.chunks
 
 
 def test_chunked_body_over_the_cap_is_413(api: Api) -> None:
@@ -476,7 +495,7 @@ def test_live_declared_body_over_the_cap_is_413_before_the_body_is_sent(live_ser
         "max_request_bytes": live_server.settings.max_request_bytes
     }
     assert response.headers["connection"] == "close"
-    assert closed  # and it does not wait for the other 49.9 MB
+    assert closed  # this client stalled: the server stops waiting for the other 49.9 MB at the drain's time limit
 
 
 def test_live_declared_body_over_the_cap_gets_413_instead_of_100_continue(live_server: LiveServer) -> None:
@@ -571,3 +590,116 @@ def test_request_without_a_key_is_401_even_when_its_body_is_malformed(api: Api) 
 
     assert response.status_code == 401
     assert error_code(response) == "UNAUTHENTICATED"
+
+
+# --- HTTP clients that send the whole body before they read the answer ----------------------------
+
+
+def _over_cap_body(settings: Settings) -> bytes:
+    return _multipart_of_exact_size(settings.max_request_bytes + 8 * 1024 * 1024)
+
+
+def _chunks(body: bytes) -> Iterator[bytes]:
+    for start in range(0, len(body), CHUNK):
+        yield body[start : start + CHUNK]
+
+
+def _urllib_post(url: str, *, body: bytes, chunked: bool, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    # Without a Content-Length, urllib sends an iterable body chunked.
+    data: bytes | Iterator[bytes] = _chunks(body) if chunked else body
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=IO_TIMEOUT_S) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _requests_post(url: str, *, body: bytes, chunked: bool, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    answer = requests.post(url, data=_chunks(body) if chunked else body, headers=headers, timeout=IO_TIMEOUT_S)
+    return answer.status_code, answer.json()
+
+
+def _httpx_post(url: str, *, body: bytes, chunked: bool, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    answer = plain_httpx.post(url, content=_chunks(body) if chunked else body, headers=headers, timeout=IO_TIMEOUT_S)
+    return answer.status_code, answer.json()
+
+
+CLIENTS = {"urllib": _urllib_post, "requests": _requests_post, "httpx": _httpx_post}
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_live_http_clients_read_the_413_of_a_body_over_the_cap(
+    live_server: LiveServer, admin_key: str, client: str, framing: str
+) -> None:
+    headers = {**MULTIPART, "Authorization": f"Bearer {admin_key}"}
+
+    status, answer = CLIENTS[client](
+        f"http://127.0.0.1:{live_server.port}/identify",
+        body=_over_cap_body(live_server.settings),
+        chunked=framing == "chunked",
+        headers=headers,
+    )
+
+    assert status == 413
+    assert answer["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert answer["error"]["details"] == {"max_request_bytes": live_server.settings.max_request_bytes}
+
+
+def _send_until_closed(connection: socket.socket, *, data: Iterator[bytes], within_s: float) -> tuple[bool, int]:
+    """Send while the server keeps the connection open; (whether it closed it, bytes sent)."""
+    sent = 0
+    deadline = time.monotonic() + within_s
+    for piece in data:
+        if time.monotonic() > deadline:
+            return False, sent
+        try:
+            connection.sendall(piece)
+            sent += len(piece)
+            if select.select([connection], [], [], 0)[0] and connection.recv(65536) == b"":
+                return True, sent
+        except (BrokenPipeError, ConnectionResetError):
+            return True, sent
+    return False, sent
+
+
+def _trickle() -> Iterator[bytes]:
+    while True:
+        time.sleep(0.1)
+        yield b"\0"
+
+
+def test_live_client_that_trickles_after_its_413_is_cut_off_at_the_drain_time_limit(live_server: LiveServer) -> None:
+    declared = live_server.settings.max_request_bytes + 1024 * 1024  # small enough to be worth draining
+
+    with _connect(live_server.port) as connection:
+        connection.sendall(_request_head(path="/identify", length_header=f"Content-Length: {declared}"))
+        response = _read_response(connection)  # at once, before the body
+        started = time.monotonic()
+        closed, _ = _send_until_closed(connection, data=_trickle(), within_s=DRAIN_TIMEOUT_S + 20)
+        elapsed = time.monotonic() - started
+
+    assert response.status == 413
+    assert response.error_code() == "PAYLOAD_TOO_LARGE"
+    assert closed
+    assert DRAIN_TIMEOUT_S - 1 < elapsed < DRAIN_TIMEOUT_S + 10
+
+
+def test_live_client_that_streams_on_after_its_413_is_cut_off_after_the_drain_byte_limit(
+    live_server: LiveServer, admin_key: str
+) -> None:
+    cap = live_server.settings.max_request_bytes
+
+    def endless_chunks() -> Iterator[bytes]:
+        yield _chunk(_image_part_head() + b"\xff\xd8\xff")
+        while True:
+            yield _chunk(bytes(CHUNK))
+
+    with _connect(live_server.port) as connection:
+        head = _request_head(path="/identify", length_header="Transfer-Encoding: chunked", authorization=admin_key)
+        connection.sendall(head)
+        closed, sent = _send_until_closed(connection, data=endless_chunks(), within_s=60)
+
+    assert closed
+    assert cap + DRAIN_MAX_BYTES // 2 < sent < cap + 2 * DRAIN_MAX_BYTES
