@@ -90,23 +90,26 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _error_of(response: httpx.Response, *, idempotent: bool) -> RemoteError:
+    status = response.status_code
+    failure = None
     try:
         body = response.json()["error"]
         code, message, details = str(body["code"]), str(body["message"]), dict(body.get("details") or {})
     except (ValueError, KeyError, TypeError):
-        code, message, details = (
-            f"HTTP_{response.status_code}",
-            response.text.strip()[:300] or response.reason_phrase,
-            {},
-        )
-    transient = response.status_code in _RETRIED_STATUSES or (idempotent and response.status_code in (502, 504))
+        # Not facerec's error shape: a proxy in front of a service that is down, or another server.
+        code, details = f"HTTP_{status}", {}
+        message = f"{response.url} answered {status} {response.reason_phrase} without facerec's error body"
+        if _failure_of(status) is Failure.REFUSED:
+            failure, message = Failure.USAGE, f"{message}: check --url"
+    transient = status in _RETRIED_STATUSES or (idempotent and status in (502, 504))
     return RemoteError(
         message,
         code=code,
-        status=response.status_code,
+        status=status,
         details=details,
         retry_after_s=_retry_after(response),
         transient=transient,
+        failure=failure,
     )
 
 

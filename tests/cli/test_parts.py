@@ -4,18 +4,22 @@ exit code, retries, and how API errors become exit codes."""
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from pathlib import Path
 
+import httpx
 import pytest
+from rich.console import Console
 
 from app.cli import main
 from app.cli.common import exit_code_of
 from app.cli.enroll_jobs import EnrolmentJob, JobsError, enrolment_jobs
-from app.cli.enroll_report import EnrolmentReport, Outcome, Status
-from app.cli.remote import RemoteError
+from app.cli.enroll_report import EnrolmentReport, Outcome, Status, print_report
+from app.cli.remote import ApiClient, RemoteError
 from app.cli.retry import Attempts, RetryPolicy, retrying
 from app.errors import FacerecError, NoFaceDetectedError, OverloadedError
+from app.schemas import WarningRead
 
 # What benchmarks/enroll.py reads from the first line (its SUMMARY), and how it counts the images.
 BENCHMARK_SUMMARY = re.compile(r"^(?P<counts>.*) in (?P<seconds>[\d.]+) s \(")
@@ -88,6 +92,19 @@ def test_enrolment_summary_keeps_the_first_line_the_benchmark_parses() -> None:
     assert sum(int(part.split()[0]) for part in parsed["counts"].split(", ")) == 4
 
 
+def test_enrolment_report_counts_and_lists_warnings_of_enrolled_images() -> None:
+    report = report_of(Status.ENROLLED, Status.ENROLLED)
+    report.outcomes[1].warnings.append(WarningRead(code="LOW_SIMILARITY_TO_SUBJECT", message="check the photo"))
+    printed = io.StringIO()
+
+    print_report(report, console=Console(file=printed, width=200))
+
+    lines = printed.getvalue().splitlines()
+    assert "1 warnings: LOW_SIMILARITY_TO_SUBJECT 1" in lines
+    assert "  warning /p/1.jpg: LOW_SIMILARITY_TO_SUBJECT - check the photo" in lines
+    assert report.as_json()["warnings_by_code"] == {"LOW_SIMILARITY_TO_SUBJECT": 1}
+
+
 def test_retrying_tries_again_after_overloaded_and_counts_the_attempts() -> None:
     answers: list[FacerecError | str] = [OverloadedError("busy"), OverloadedError("busy"), "enrolled"]
     attempts = Attempts()
@@ -142,3 +159,30 @@ def test_a_photo_argument_that_does_not_exist_exits_2(tmp_path: Path) -> None:
 
 def test_no_arguments_exits_2_with_the_help() -> None:
     assert main([]) == 2
+
+
+def answer_of(response: httpx.Response) -> int:
+    """The exit code for listing keys from a server that answers `response`."""
+
+    async def call() -> int:
+        transport = httpx.MockTransport(lambda request: response)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service.test") as client:
+            try:
+                await ApiClient(client).keys()
+            except RemoteError as error:
+                return exit_code_of(error)
+        return 0
+
+    return asyncio.run(call())
+
+
+def test_an_error_page_that_is_not_facerecs_is_a_configuration_error() -> None:
+    assert answer_of(httpx.Response(404, text="<html>Not Found</html>")) == 2
+
+
+def test_a_proxy_error_page_in_front_of_a_stopped_service_is_unavailable() -> None:
+    assert answer_of(httpx.Response(502, text="<html>Bad Gateway</html>")) == 3
+
+
+def test_a_success_that_is_not_facerecs_answer_is_a_configuration_error() -> None:
+    assert answer_of(httpx.Response(200, text="<html>welcome</html>")) == 2
