@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import psycopg
 import pydantic
 import typer
-from sqlalchemy import exc
 
 from app.cli.remote import Failure, RemoteError
 from app.config import Settings
@@ -36,8 +34,6 @@ USAGE = 2  # bad arguments or configuration (missing weights, a bad API key incl
 UNAVAILABLE = 3  # the service or its database could not be reached
 
 UNAVAILABLE_ERRORS = (DatabaseUnavailableError, AuditUnavailableError, OverloadedError, DeadlineExceededError)
-# What the drivers raise when a database cannot be reached outside a unit of work (migrations, reindex).
-UNREACHABLE_DATABASE = (exc.OperationalError, exc.InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 DEFAULT_DB_WAIT_S = 30.0
 
@@ -162,7 +158,9 @@ def command(function: Callable[P, int]) -> Callable[P, int]:
                 exit_code=exit_code_of(error),
                 as_json=as_json,
             ) from None
-        except UNREACHABLE_DATABASE as error:
+        except Exception as error:
+            if not unreachable_database(error):
+                raise
             message = f"The database cannot be reached: {str(error).strip().splitlines()[0][:300]}"
             raise _failed(
                 code=DatabaseUnavailableError.code,
@@ -173,6 +171,18 @@ def command(function: Callable[P, int]) -> Callable[P, int]:
             ) from None
 
     return wrapper
+
+
+def unreachable_database(error: Exception) -> bool:
+    """Whether a driver says the database cannot be reached, outside a unit of work (migrations, reindex)."""
+    if "sqlalchemy" not in sys.modules:  # nothing imported the drivers, so none of their errors can be this
+        return False
+    import psycopg
+    from sqlalchemy import exc
+
+    return isinstance(
+        error, (exc.OperationalError, exc.InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+    )
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

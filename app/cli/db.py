@@ -1,15 +1,18 @@
-"""`facerec db`: schema migrations and the HNSW index (local only: the database this machine reaches)."""
+"""`facerec db`: schema migrations and the HNSW index (local only: the database this machine reaches).
+
+The database libraries are imported by the commands that use them: a remote command has no use for them.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.common import OK, SOME_REJECTED, JsonFlag, command, fail, print_json, run, settings
-from app.composition import database_url
-from app.db import hnsw, migrate
-from app.db.hnsw import HnswOptions
+
+if TYPE_CHECKING:
+    from app.db.hnsw import HnswOptions
 
 app = typer.Typer(
     help="Database schema migrations (local only: the embedded database or FACEREC_DATABASE_URL).",
@@ -21,6 +24,10 @@ app = typer.Typer(
 @command
 def upgrade(revision: Annotated[str, typer.Option(help="target revision")] = "head", as_json: JsonFlag = False) -> int:
     """Migrate to the latest schema (embedded database or FACEREC_DATABASE_URL)."""
+    from app.composition import database_url
+    from app.db import migrate
+    from app.db.hnsw import HnswOptions
+
     config = settings()
 
     async def go() -> None:
@@ -41,6 +48,8 @@ def downgrade(
     revision: Annotated[str, typer.Option(help="target revision")] = "base", as_json: JsonFlag = False
 ) -> int:
     """Migrate down."""
+    from app.composition import database_url
+    from app.db import migrate
 
     async def go() -> None:
         async with database_url(settings()) as url:
@@ -62,6 +71,10 @@ def _options(options: HnswOptions | None) -> dict[str, int] | None:
 @command
 def reindex(as_json: JsonFlag = False) -> int:
     """Rebuild the HNSW index with FACEREC_HNSW_M and FACEREC_HNSW_EF_CONSTRUCTION (searches go on)."""
+    from app.composition import database_url
+    from app.db import hnsw, migrate
+    from app.db.hnsw import HnswOptions
+
     config = settings()
     wanted = HnswOptions.of(config)
 

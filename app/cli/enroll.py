@@ -10,13 +10,13 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from app.cli.backend import Backend, LocalBackend, connect, open_local
+from app.cli.backend import Backend, connect
 from app.cli.common import (
     SOME_REJECTED,
     UNAVAILABLE,
@@ -37,9 +37,12 @@ from app.cli.enroll_report import EnrolmentReport, Outcome, Status, print_report
 from app.cli.remote import RemoteError
 from app.cli.retry import Attempts, RetryPolicy, retrying
 from app.errors import FacerecError
-from app.services.enrollment import EnrollRequest
+from app.services.enrollment_records import EnrollRequest
 from app.services.policy import ConflictPolicy, LowSimilarityPolicy
 from app.services.quality import MultipleFacesPolicy
+
+if TYPE_CHECKING:
+    from app.cli.local import LocalBackend
 
 logger = logging.getLogger("facerec.enroll-dir")
 
@@ -95,14 +98,13 @@ class _Run:
             return Outcome(job=job, status=Status.REJECTED, code="UNREADABLE_FILE", message=str(error))
         tried = Attempts()
 
-        def log_retry(error: Exception, wait_s: float) -> None:
+        def log_retry(error: Exception, *, wait_s: float) -> None:
             code = getattr(error, "code", type(error).__name__)
             logger.info("%s: %s, retry %d in %.1f s", job.image, code, tried.count, wait_s)
 
         try:
             if self._options.dry_run:
-                assert isinstance(self._backend, LocalBackend)
-                local = self._backend
+                local = cast("LocalBackend", self._backend)  # a dry run always runs here (_enrol_all)
                 choice = self._options.on_multiple_faces
                 await retrying(
                     lambda: local.would_enroll(data, on_multiple_faces=choice),
@@ -148,11 +150,13 @@ async def _enrol_all(
 ) -> EnrolmentReport:
     config = settings()
     db_wait_s = cli_options().db_wait_s
-    target: AbstractAsyncContextManager[Backend] = (
-        open_local(config, database=False, model=True, db_wait_s=db_wait_s)
-        if options.dry_run
-        else connect(config, url=url, key=key, model=True, db_wait_s=db_wait_s)
-    )
+    target: AbstractAsyncContextManager[Backend]
+    if options.dry_run:
+        from app.cli.local import open_local  # the model here, and no database
+
+        target = open_local(config, database=False, model=True, db_wait_s=db_wait_s)
+    else:
+        target = connect(config, url=url, key=key, model=True, db_wait_s=db_wait_s)
     async with target as backend:
         with progress_bar() as progress:
             batch = _Run(backend, options=options, progress=progress, total=len(jobs))

@@ -8,7 +8,7 @@ import json
 from contextlib import AsyncExitStack
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,18 +16,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.cli.common import OK, SOME_REJECTED, USAGE, JsonFlag, cli_options, command, fail, print_json, run, settings
 from app.cli.tables import print_report
-from app.composition import build_analyser, open_engine, open_services, policy_of
 from app.config import Settings
-from app.services.access import SYSTEM
-from app.services.evaluation.evaluate import (
-    Calibration,
-    Evaluation,
-    EvaluationRequest,
-    calibrate,
-    compare_precisions,
-    evaluate,
-    photos_of,
-)
+
+if TYPE_CHECKING:  # the model and database libraries are imported when a command runs, not at start-up
+    from app.services.evaluation.evaluate import Calibration, Evaluation, EvaluationRequest
 
 
 class Precision(StrEnum):
@@ -43,6 +35,9 @@ Distractors = Annotated[
 
 
 async def _evaluate_with(config: Settings, *, request: EvaluationRequest, label: str) -> Evaluation:
+    from app.composition import build_analyser, open_engine, policy_of
+    from app.services.evaluation.evaluate import evaluate, photos_of
+
     try:
         photos, distractors = photos_of(request)
     except NotADirectoryError as error:
@@ -96,6 +91,8 @@ def eval_command(
     seed: Annotated[int, typer.Option(help="seed of the impostor-pair sample")] = 0,
 ) -> int:
     """Measure verification (TAR@FAR, EER) and open-set identification (FNIR@FPIR) on labelled photos (local only)."""
+    from app.services.evaluation.evaluate import EvaluationRequest, compare_precisions
+
     request = EvaluationRequest(
         directory=directory, distractors=distractors, max_impostor_pairs=max_impostor_pairs, seed=seed
     )
@@ -144,6 +141,8 @@ def calibrate_command(
     as_json: JsonFlag = False,
 ) -> int:
     """Find the threshold that meets a target FAR on labelled photos; --apply stores it on a collection (local only)."""
+    from app.services.evaluation.evaluate import EvaluationRequest, calibrate
+
     if apply and collection is None:
         raise fail("facerec calibrate: --apply needs --collection NAME", code=USAGE)
     request = EvaluationRequest(directory=directory, distractors=distractors)
@@ -178,6 +177,9 @@ def _too_few(found: Calibration) -> str:
 
 
 async def _apply(collection: str, *, threshold: float) -> None:
+    from app.composition import open_services
+    from app.services.access import SYSTEM
+
     async with open_services(settings(), with_engine=False, ready_timeout_s=cli_options().db_wait_s) as services:
         await services.gallery.update_collection(
             collection, changes={"match_threshold": threshold}, principal=SYSTEM, create=True

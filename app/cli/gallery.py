@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.cli.common import OK, JsonFlag, cli_options, command, print_json, run, settings
-from app.composition import open_services
-from app.services.gallery import PurgeReport
+
+if TYPE_CHECKING:
+    from app.services.gallery import PurgeReport
 
 
 @command
 def purge(as_json: JsonFlag = False) -> int:
     """Delete faces past their collection's retention period now (local database only)."""
+    from app.composition import open_services
 
     async def go() -> PurgeReport:
         async with open_services(settings(), with_engine=False, ready_timeout_s=cli_options().db_wait_s) as services:

@@ -32,7 +32,6 @@ from app.schemas import (
 )
 from app.scopes import Scope
 from app.services.enrollment_records import EnrollRequest
-from app.services.gallery import SubjectPageRequest
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -136,7 +135,9 @@ class ApiClient:
         async with client:
             yield cls(client)
 
-    async def _call(self, method: str, path: str, *, model: type[M], idempotent: bool, **sent: Any) -> M:
+    async def _call(self, route: str, *, model: type[M], idempotent: bool, **sent: Any) -> M:
+        """route: "METHOD /path"."""
+        method, path = route.split(" ", 1)
         try:
             response = await self._client.request(method, path, **sent)
         except httpx.UnsupportedProtocol as error:
@@ -176,18 +177,18 @@ class ApiClient:
     async def identify(self, image: bytes, *, collection: str, top_k: int) -> IdentifyResponse:
         form = {"collection": collection, "top_k": str(top_k)}
         files = {"image": ("image", image)}
-        return await self._call("POST", "/identify", model=IdentifyResponse, idempotent=True, data=form, files=files)
+        return await self._call("POST /identify", model=IdentifyResponse, idempotent=True, data=form, files=files)
 
     async def verify(
         self, image: bytes, *, image_b: bytes | None, subject: str | None, collection: str
     ) -> VerifyResponse:
         form = {"collection": collection} | ({} if subject is None else {"subject": subject})
         files = {"image": ("image", image)} | ({} if image_b is None else {"image_b": ("image_b", image_b)})
-        return await self._call("POST", "/verify", model=VerifyResponse, idempotent=True, data=form, files=files)
+        return await self._call("POST /verify", model=VerifyResponse, idempotent=True, data=form, files=files)
 
     async def detect(self, image: bytes) -> DetectResponse:
         files = {"image": ("image", image)}
-        return await self._call("POST", "/detect", model=DetectResponse, idempotent=True, files=files)
+        return await self._call("POST /detect", model=DetectResponse, idempotent=True, files=files)
 
     async def enroll(self, request: EnrollRequest) -> EnrollResponse:
         """With request.idempotency_key, a retry after a lost answer replays it instead of enrolling twice."""
@@ -200,8 +201,7 @@ class ApiClient:
         }
         headers = {} if request.idempotency_key is None else {"Idempotency-Key": request.idempotency_key}
         return await self._call(
-            "POST",
-            "/enroll",
+            "POST /enroll",
             model=EnrollResponse,
             idempotent=request.idempotency_key is not None,
             data=form,
@@ -211,34 +211,36 @@ class ApiClient:
 
     # --- gallery ----------------------------------------------------------------------------------
 
-    async def subjects(self, page: SubjectPageRequest) -> SubjectPage:
-        query: dict[str, str | int] = {"limit": page.limit, "offset": page.offset}
-        if page.collection is not None:
-            query["collection"] = page.collection
-        if page.name_contains is not None:
-            query["q"] = page.name_contains
-        return await self._call("GET", "/subjects", model=SubjectPage, idempotent=True, params=query)
+    async def subjects(
+        self, *, collection: str | None, name_contains: str | None, limit: int, offset: int
+    ) -> SubjectPage:
+        query: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if collection is not None:
+            query["collection"] = collection
+        if name_contains is not None:
+            query["q"] = name_contains
+        return await self._call("GET /subjects", model=SubjectPage, idempotent=True, params=query)
 
     async def subject(self, subject_id: uuid.UUID) -> SubjectRead:
-        return await self._call("GET", f"/subjects/{subject_id}", model=SubjectRead, idempotent=True)
+        return await self._call(f"GET /subjects/{subject_id}", model=SubjectRead, idempotent=True)
 
     async def faces(self, subject_id: uuid.UUID) -> FaceList:
-        return await self._call("GET", f"/subjects/{subject_id}/faces", model=FaceList, idempotent=True)
+        return await self._call(f"GET /subjects/{subject_id}/faces", model=FaceList, idempotent=True)
 
     async def delete_subject(self, subject_id: uuid.UUID) -> SubjectDeleted:
-        return await self._call("DELETE", f"/subjects/{subject_id}", model=SubjectDeleted, idempotent=False)
+        return await self._call(f"DELETE /subjects/{subject_id}", model=SubjectDeleted, idempotent=False)
 
     # --- keys (admin scope) -----------------------------------------------------------------------
 
     async def create_key(self, *, name: str, scopes: list[Scope], collections: list[str] | None) -> KeyIssued:
         body = {"name": name, "scopes": [scope.value for scope in scopes], "collections": collections}
-        return await self._call("POST", "/keys", model=KeyIssued, idempotent=False, json=body)
+        return await self._call("POST /keys", model=KeyIssued, idempotent=False, json=body)
 
     async def keys(self) -> KeyList:
-        return await self._call("GET", "/keys", model=KeyList, idempotent=True)
+        return await self._call("GET /keys", model=KeyList, idempotent=True)
 
     async def revoke_key(self, key_id: uuid.UUID) -> KeyRead:
-        return await self._call("DELETE", f"/keys/{key_id}", model=KeyRead, idempotent=False)
+        return await self._call(f"DELETE /keys/{key_id}", model=KeyRead, idempotent=False)
 
     async def rotate_key(self, key_id: uuid.UUID) -> KeyIssued:
-        return await self._call("POST", f"/keys/{key_id}/rotate", model=KeyIssued, idempotent=False)
+        return await self._call(f"POST /keys/{key_id}/rotate", model=KeyIssued, idempotent=False)

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from app.cli.common import UNAVAILABLE_ERRORS
 from app.cli.remote import RemoteError
@@ -40,6 +40,10 @@ def retry_after(error: Exception) -> float | None:
     return None
 
 
+class RetryListener(Protocol):
+    def __call__(self, error: Exception, *, wait_s: float) -> None: ...
+
+
 @dataclass
 class Attempts:
     """How many tries a call took (1 when it succeeded or failed at once)."""
@@ -52,7 +56,7 @@ async def retrying(
     *,
     policy: RetryPolicy,
     attempts: Attempts | None = None,
-    on_retry: Callable[[Exception, float], None] | None = None,
+    on_retry: RetryListener | None = None,
 ) -> T:
     """call(), again after a transient error while attempts and time last; the last error otherwise."""
     tried = attempts or Attempts()
@@ -71,6 +75,6 @@ async def retrying(
             if time.monotonic() - started + wait > policy.budget_s:
                 raise
             if on_retry is not None:
-                on_retry(error, wait)
+                on_retry(error, wait_s=wait)
             await asyncio.sleep(wait)
             delay = min(delay * 2, policy.max_delay_s)

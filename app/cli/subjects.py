@@ -10,7 +10,6 @@ import typer
 from app.cli.backend import Backend, ask
 from app.cli.common import OK, JsonFlag, KeyOption, UrlOption, command, print_json, run
 from app.schemas import FaceList, SubjectRead
-from app.services.gallery import SubjectPageRequest
 
 app = typer.Typer(help="Enrolled subjects (people): list, show, delete; here or with --url.", no_args_is_help=True)
 
@@ -33,8 +32,14 @@ def list_subjects(
     as_json: JsonFlag = False,
 ) -> int:
     """List subjects by name, a page at a time."""
-    page = SubjectPageRequest(collection=collection, name_contains=q, limit=limit, offset=offset)
-    answer = run(ask(lambda backend: backend.subjects(page), url=url, key=key, model=False))
+    answer = run(
+        ask(
+            lambda backend: backend.subjects(collection=collection, name_contains=q, limit=limit, offset=offset),
+            url=url,
+            key=key,
+            model=False,
+        )
+    )
     if as_json:
         print_json(answer.model_dump(mode="json"))
         return OK

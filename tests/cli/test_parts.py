@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,7 @@ from app.schemas import WarningRead
 
 # What benchmarks/enroll.py reads from the first line (its SUMMARY), and how it counts the images.
 BENCHMARK_SUMMARY = re.compile(r"^(?P<counts>.*) in (?P<seconds>[\d.]+) s \(")
+HEAVY_LIBRARIES = ("sqlalchemy", "alembic", "psycopg", "pgvector", "onnxruntime", "torch", "matplotlib", "fastapi")
 FAST = RetryPolicy(attempts=3, budget_s=5.0, first_delay_s=0.001, max_delay_s=0.002)
 
 
@@ -186,3 +189,16 @@ def test_a_proxy_error_page_in_front_of_a_stopped_service_is_unavailable() -> No
 
 def test_a_success_that_is_not_facerecs_answer_is_a_configuration_error() -> None:
     assert answer_of(httpx.Response(200, text="<html>welcome</html>")) == 2
+
+
+def test_the_cli_starts_without_the_database_and_model_libraries() -> None:
+    # Seconds of start-up on every call, which a remote command (or --help) has no use for.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, app.cli, app.cli.remote; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+
+    assert [name for name in HEAVY_LIBRARIES if name in loaded] == []
