@@ -25,6 +25,7 @@ from app.engine.faces import Embedder
 from app.engine.inference import InferencePool
 from app.engine.onnx_runtime import default_threads
 from app.engine.weights import WeightsSource, resolve_weights
+from app.errors import DatabaseUnavailableError
 from app.services.access import KeyService, Scope
 from app.services.analysis import FaceAnalyser
 from app.services.audit import AuditTrail
@@ -243,12 +244,22 @@ def build_analyser(
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, with_engine: bool) -> AsyncIterator[Services]:
-    """For CLI commands: a migrated database (embedded or external), and the engine if asked; no jobs."""
+async def open_services(
+    settings: Settings, *, with_engine: bool, ready_timeout_s: float = 120.0
+) -> AsyncIterator[Services]:
+    """For CLI commands: a migrated database (embedded or external), and the engine if asked; no jobs.
+
+    DatabaseUnavailableError when the database is not ready (reachable and migrated) within ready_timeout_s.
+    """
     async with AsyncExitStack() as stack:
         engine = await asyncio.to_thread(open_engine, settings) if with_engine else None
         url = await stack.enter_async_context(database_url(settings))
         database = make_database(settings, url=url, pool_size=2)
         stack.push_async_callback(database.engine.dispose)
-        await asyncio.wait_for(database.prepare(migrate=settings.migrate_on_start), timeout=120)
+        try:
+            await asyncio.wait_for(database.prepare(migrate=settings.migrate_on_start), timeout=ready_timeout_s)
+        except TimeoutError:
+            raise DatabaseUnavailableError(
+                f"The database was not ready within {ready_timeout_s:g} s: waiting for {database.waiting_for}."
+            ) from None
         yield build_services(settings, database=database, engine=engine, stack=stack)

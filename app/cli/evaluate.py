@@ -3,30 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from contextlib import AsyncExitStack
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from app.cli.common import OK, SOME_REJECTED, USAGE, command, fail, run, settings
+from app.cli.common import OK, SOME_REJECTED, USAGE, JsonFlag, cli_options, command, fail, print_json, run, settings
 from app.cli.tables import print_report
-from app.composition import build_analyser, open_engine, open_services, policy_of
 from app.config import Settings
-from app.services.access import SYSTEM
-from app.services.evaluation.evaluate import (
-    Calibration,
-    Evaluation,
-    EvaluationRequest,
-    calibrate,
-    compare_precisions,
-    evaluate,
-    photos_of,
-)
+
+if TYPE_CHECKING:  # the model and database libraries are imported when a command runs, not at start-up
+    from app.services.evaluation.evaluate import Calibration, Evaluation, EvaluationRequest
 
 
 class Precision(StrEnum):
@@ -42,6 +35,9 @@ Distractors = Annotated[
 
 
 async def _evaluate_with(config: Settings, *, request: EvaluationRequest, label: str) -> Evaluation:
+    from app.composition import build_analyser, open_engine, policy_of
+    from app.services.evaluation.evaluate import evaluate, photos_of
+
     try:
         photos, distractors = photos_of(request)
     except NotADirectoryError as error:
@@ -83,7 +79,10 @@ def _evaluations(request: EvaluationRequest, *, precision: Precision) -> dict[st
 def eval_command(
     directory: Directory,
     distractors: Distractors = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="write the whole report here")] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="write the whole report here; - prints it on stdout (tables on stderr)"),
+    ] = None,
     plot: Annotated[Path | None, typer.Option(help="write the ROC and the score histograms here (PNG)")] = None,
     precision: Annotated[Precision, typer.Option(help="fp32, int8 (made by `models quantize`), or both")] = (
         Precision.FP32
@@ -91,7 +90,9 @@ def eval_command(
     max_impostor_pairs: Annotated[int, typer.Option(min=1, help="impostor pairs sampled past this many")] = 2_000_000,
     seed: Annotated[int, typer.Option(help="seed of the impostor-pair sample")] = 0,
 ) -> int:
-    """Measure verification (TAR@FAR, EER) and open-set identification (FNIR@FPIR) on labelled photos."""
+    """Measure verification (TAR@FAR, EER) and open-set identification (FNIR@FPIR) on labelled photos (local only)."""
+    from app.services.evaluation.evaluate import EvaluationRequest, compare_precisions
+
     request = EvaluationRequest(
         directory=directory, distractors=distractors, max_impostor_pairs=max_impostor_pairs, seed=seed
     )
@@ -101,16 +102,19 @@ def eval_command(
     if precision is Precision.BOTH:
         report["int8"] = evaluations["int8"].report
         report["precision_comparison"] = compare_precisions(evaluations["fp32"], int8=evaluations["int8"])
-    console = Console()
+    to_stdout = json_path == Path("-")
+    console = Console(stderr=to_stdout)  # stdout carries the one JSON document then
     for name, evaluation in evaluations.items():
         print_report(console, report=evaluation.report, title=f"facerec eval ({name})")
     if "precision_comparison" in report:
         console.print_json(data=report["precision_comparison"])
-    if json_path is not None:
+    if to_stdout:
+        print(json.dumps(report, indent=2))
+    elif json_path is not None:
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"report written to {json_path}")
     if plot is not None:
-        from app.services.evaluation.plot import write_plot  # matplotlib: ~1 s to import, only for --plot
+        from app.services.evaluation.plot import write_plot  # matplotlib: a second of start-up, for --plot only
 
         suggested, label = first.suggested
         verification = first.scored.verification
@@ -134,8 +138,11 @@ def calibrate_command(
     distractors: Distractors = None,
     collection: Annotated[str | None, typer.Option(help="the collection to store the threshold on")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="store it as the collection's threshold")] = False,
+    as_json: JsonFlag = False,
 ) -> int:
-    """Find the threshold that meets a target FAR on labelled photos; --apply stores it on a collection."""
+    """Find the threshold that meets a target FAR on labelled photos; --apply stores it on a collection (local only)."""
+    from app.services.evaluation.evaluate import EvaluationRequest, calibrate
+
     if apply and collection is None:
         raise fail("facerec calibrate: --apply needs --collection NAME", code=USAGE)
     request = EvaluationRequest(directory=directory, distractors=distractors)
@@ -143,7 +150,12 @@ def calibrate_command(
         settings().embedding_precision
     ]
     found = calibrate(evaluation, target_far=target_far)
-    console = Console()
+    console = Console(stderr=as_json)
+    applied_to = collection if apply and found.threshold is not None else None
+    if applied_to is not None and found.threshold is not None:
+        run(_apply(applied_to, threshold=found.threshold))
+    if as_json:
+        print_json(dataclasses.asdict(found) | {"measurable": found.threshold is not None, "applied_to": applied_to})
     if found.threshold is None:
         console.print(_too_few(found), style="bold red")
         return SOME_REJECTED
@@ -151,9 +163,8 @@ def calibrate_command(
         f"threshold {found.threshold:.6f} meets FAR <= {target_far:g} on these photos (measured FAR "
         f"{found.far_achieved:.2e} over {found.impostor_pairs} impostor pairs); TAR there {found.tar:.4f}"
     )
-    if apply and collection is not None:
-        run(_apply(collection, threshold=found.threshold))
-        console.print(f"collection {collection!r} now matches at {found.threshold:.6f}")
+    if applied_to is not None:
+        console.print(f"collection {applied_to!r} now matches at {found.threshold:.6f}")
     return OK
 
 
@@ -166,7 +177,10 @@ def _too_few(found: Calibration) -> str:
 
 
 async def _apply(collection: str, *, threshold: float) -> None:
-    async with open_services(settings(), with_engine=False) as services:
+    from app.composition import open_services
+    from app.services.access import SYSTEM
+
+    async with open_services(settings(), with_engine=False, ready_timeout_s=cli_options().db_wait_s) as services:
         await services.gallery.update_collection(
             collection, changes={"match_threshold": threshold}, principal=SYSTEM, create=True
         )
