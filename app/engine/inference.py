@@ -8,6 +8,7 @@ back later at once rather than queueing without limit.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +50,9 @@ class InferencePool:
         self._pending += 1  # only touched from the event loop thread: no lock needed
         try:
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._executor, functools.partial(function, *args, **kwargs))
+            # In the caller's context, so that the call's log lines carry its request id.
+            call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+            future = loop.run_in_executor(self._executor, call)
             # A call still queued at the deadline is cancelled before it starts; one already
             # running finishes in its thread, but the caller is answered now.
             async with asyncio.timeout(self._deadline_s):

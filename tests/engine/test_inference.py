@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import pytest
@@ -48,3 +49,20 @@ def test_call_past_its_deadline_is_answered_with_deadline_exceeded() -> None:
     pool.shutdown()
     assert late.value.status == 503
     assert late.value.headers["Retry-After"]
+
+
+def test_pool_runs_each_call_in_its_callers_context_so_logs_keep_the_request_id() -> None:
+    request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+    pool = InferencePool(workers=1, max_pending=4, deadline_s=5.0)
+
+    async def call_as(name: str) -> str | None:
+        request_id.set(name)
+        return await pool.run(request_id.get)
+
+    async def both() -> list[str | None]:
+        return list(await asyncio.gather(call_as("first"), call_as("second")))
+
+    try:
+        assert asyncio.run(both()) == ["first", "second"]
+    finally:
+        pool.shutdown()
