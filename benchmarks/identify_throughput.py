@@ -711,21 +711,26 @@ def print_table(summaries: Sequence[RunSummary], ratios: Sequence[dict[str, Any]
 # --- the run ---------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.identify_throughput",
-        description="POST /identify of `facerec serve` against a plain facenet-pytorch loop, same images.",
-    )
+def add_photo_arguments(parser: argparse.ArgumentParser, *, default_set: str) -> None:
+    """--faces, --set, --limit and --seed: which photos a benchmark sends (load_photos, select_probes)."""
     parser.add_argument("--faces", type=Path, default=DEFAULT_FACES_DIR, help="folder of <identity>/<images>")
     parser.add_argument(
         "--set",
         dest="photo_set",
         choices=["full", "640"],
-        default="full",
+        default=default_set,
         help="full: the photos at their original size; 640: resized to 640 px on the longest side",
     )
     parser.add_argument("--limit", type=positive_int, help="probe at most N images (a seeded random sample)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --limit sample")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.identify_throughput",
+        description="POST /identify of `facerec serve` against a plain facenet-pytorch loop, same images.",
+    )
+    add_photo_arguments(parser, default_set="full")
     parser.add_argument(
         "--concurrency", type=parse_ints, default=[1, 4, 8, 16], help="client concurrencies, e.g. 1,4,8,16"
     )

@@ -61,8 +61,8 @@ from app.services.container import Services
 from app.services.recognition import IdentifyRequest
 from benchmarks.common import BenchmarkError, positive_int, run_main, write_report
 from benchmarks.identify_throughput import (
-    DEFAULT_FACES_DIR,
     Photo,
+    add_photo_arguments,
     load_photos,
     machine_info,
     pick_device,
@@ -322,16 +322,7 @@ def print_table(report: dict[str, Any]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.phases", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, default=DEFAULT_FACES_DIR, help="folder of <identity>/<images>")
-    parser.add_argument(
-        "--set",
-        dest="photo_set",
-        choices=["full", "640"],
-        default="640",
-        help="full: the photos at their original size; 640: resized to 640 px on the longest side",
-    )
-    parser.add_argument("--limit", type=positive_int, help="time at most N photos (a seeded random sample)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_photo_arguments(parser, default_set="640")
     parser.add_argument("--warmup", type=int, default=5, help="untimed photos first")
     parser.add_argument("--identities", type=positive_int, default=1000, help="synthetic subjects in the gallery")
     parser.add_argument("--weights", type=Path, default=None, help="InceptionResnetV1 VGGFace2 state_dict")

@@ -11,27 +11,22 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
-import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from app.db.embedded import EmbeddedPostgres
 from app.main import create_app
 from app.services.access import SYSTEM, Scope
 from app.services.container import Services
 from tests.conftest import make_settings
+from tests.local_http import serve_app
 from tests.test_cli import cli_env
 
-STARTUP_TIMEOUT_S = 120.0
 AsgiScope = dict[str, Any]
 
 
@@ -115,39 +110,9 @@ def live_service(
         enroll_conflict_check=False,
     )
     gate = RefuseNext(create_app(settings))
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(gate, log_level="warning", access_log=False))
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=loop.run_until_complete, args=(server.serve(sockets=[listener]),), name="cli-uvicorn"
-        )
-        thread.start()
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_until_ready(base_url, thread=thread)
-            yield LiveService(base_url=base_url, services=server.lifespan.state["services"], loop=loop, gate=gate)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
-            loop.close()
-
-
-def _wait_until_ready(base_url: str, *, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        assert thread.is_alive(), "the service's thread ended during startup"
-        try:
-            response = httpx.get(f"{base_url}/readyz", timeout=5)
-            if response.status_code == 200:
-                return
-            last = response.text
-        except httpx.TransportError as error:
-            last = repr(error)
-        time.sleep(0.1)
-    raise AssertionError(f"the service was not ready within {STARTUP_TIMEOUT_S} s: {last}")
+    with serve_app(gate, name="cli-uvicorn") as served:
+        services = served.server.lifespan.state["services"]
+        yield LiveService(base_url=served.base_url, services=services, loop=served.loop, gate=gate)
 
 
 @pytest.fixture(scope="package")

@@ -12,9 +12,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
 
 from app.config import Settings
@@ -32,6 +28,7 @@ from app.services.access import SYSTEM, Scope
 from app.services.container import Services
 from tests.conftest import reset_database
 from tests.embedder import LabelledEmbedder
+from tests.local_http import serve_app
 
 CHROMIUM_VARIABLE = "FACEREC_TEST_CHROMIUM"
 CHROMIUM_ARGS = [
@@ -47,7 +44,6 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 SCREENSHOT_DIR_VARIABLE = "FACEREC_CONSOLE_SCREENSHOTS"
-STARTUP_TIMEOUT_S = 120.0
 UI_TIMEOUT_MS = 30_000
 BLOCKED_BY_CSP = {"csp", "net::ERR_BLOCKED_BY_CSP"}  # how Chromium reports a request its CSP refused
 _screenshot_dirs: list[Path] = []
@@ -86,44 +82,12 @@ def live_service(
     settings: Settings, postgres: EmbeddedPostgres, labelled_embedder: LabelledEmbedder
 ) -> Iterator[LiveService]:
     """The service with the real detector and the controlled embedder (tests/embedder.py), as the API tests run it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(settings, embedder=labelled_embedder), log_level="warning", access_log=False)
-        )
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=loop.run_until_complete, args=(server.serve(sockets=[listener]),), name="console-uvicorn"
-        )
-        thread.start()
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_until_ready(base_url, thread)
-            service = LiveService(base_url=base_url, services=server.lifespan.state["services"], loop=loop)
-            service.admin_key = service.issue_key([Scope.ADMIN])
-            reset_database(postgres.url)
-            yield service
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
-            loop.close()
-
-
-def _wait_until_ready(base_url: str, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        assert thread.is_alive(), "the service's thread ended during startup"
-        try:
-            response = httpx.get(f"{base_url}/readyz", timeout=5)
-            if response.status_code == 200:
-                return
-            last = response.text
-        except httpx.TransportError as error:
-            last = repr(error)
-        time.sleep(0.1)
-    raise AssertionError(f"the service was not ready within {STARTUP_TIMEOUT_S} s: {last}")
+    with serve_app(create_app(settings, embedder=labelled_embedder), name="console-uvicorn") as served:
+        services = served.server.lifespan.state["services"]
+        service = LiveService(base_url=served.base_url, services=services, loop=served.loop)
+        service.admin_key = service.issue_key([Scope.ADMIN])
+        reset_database(postgres.url)
+        yield service
 
 
 def find_chromium() -> Path | None:
