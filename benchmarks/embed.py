@@ -38,7 +38,8 @@ import torch
 
 from app.engine.build import EngineConfig, build_engine, onnx_embedder
 from app.engine.decode import ImageLimits
-from app.engine.export import export_count, load_embedder
+from app.engine.export import load_embedder
+from app.engine.exporting import export_count
 from app.engine.onnx_embedder import cache_path
 from app.engine.quantize import calibration_crops, quantize_embedder
 from benchmarks.common import BenchmarkError, parse_ints, run_main, write_report

@@ -1,9 +1,10 @@
 """Building the engine: one detector and one embedder per device, chosen at start-up.
 
-On the CPU both run on ONNX Runtime from cached exports; torch is imported only when an export
-has to be made (app.engine.export). On CUDA both run on torch. `auto` falls back to torch on the
-CPU when an export cannot be made, and says so in the engine's description (the start-up log
-and /readyz); an explicit `onnx` backend refuses to start instead.
+On the CPU both run on ONNX Runtime from cached exports; torch is imported only in the child
+process that makes an export when one is missing (app.engine.exporting). On CUDA both run on
+torch. `auto` falls back to torch on the CPU when an export cannot be made, and says so in the
+engine's description (the start-up log and /readyz); an explicit `onnx` backend refuses to
+start instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 from app.engine import mtcnn
 from app.engine.engine import EngineDescription, FaceEngine
 from app.engine.export_cache import cache_problem, reference_outputs
+from app.engine.exporting import export_embedder, export_mtcnn
 from app.engine.faces import Detector, Embedder
 from app.engine.onnx_embedder import Precision, cache_path, open_embedder
 from app.engine.onnx_runtime import OnnxModelError, check_input, open_session, run_checked
@@ -77,8 +79,6 @@ def onnx_detector(*, cache_dir: Path, threads: int, min_face_px: int) -> mtcnn.O
     paths = mtcnn.export_paths(cache_dir, key=key)
     for attempt in ("cached", "fresh"):
         if attempt == "fresh" or any(cache_problem(path, key_sha256=key) for path in paths.values()):
-            from app.engine.export import export_mtcnn
-
             export_mtcnn(paths, key_sha256=key)
         try:
             sessions = {name: _checked_net(path, name=name, threads=threads) for name, path in paths.items()}
@@ -106,8 +106,6 @@ def onnx_embedder(config: EngineConfig) -> Embedder:
     path = cache_path(config.cache_dir, weights_sha256=config.weights_sha256)
     for attempt in ("cached", "fresh"):
         if attempt == "fresh" or cache_problem(path, key_sha256=config.weights_sha256):
-            from app.engine.export import export_embedder
-
             export_embedder(config.weights_path, path=path, weights_sha256=config.weights_sha256)
         try:
             return open_embedder(

@@ -1,17 +1,16 @@
 """torch as the reference: the models are exported from it to ONNX, and checked against it.
 
-This is the only module of the CPU path that imports torch, and it is imported only when an
-export has to be made: on the first start, for new weights, or after a torch or facenet-pytorch
-upgrade. Each export is checked against its torch module on a fixed input; the parity and the
-torch outputs go into the export's manifest, so later starts check the ONNX session against
-them without building any torch module.
+This is the only module of the CPU path that imports torch, and it is imported only in the child
+process (app.engine.exporting) that makes an export: on the first start, for new weights, or
+after a torch or facenet-pytorch upgrade. Each export is checked against its torch module on a
+fixed input; the parity and the torch outputs go into the export's manifest, so later starts
+check the ONNX session against them without building any torch module.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +30,6 @@ from app.errors import WeightsUnavailableError
 logger = logging.getLogger(__name__)
 
 Array = npt.NDArray[np.float32]
-
-# Exports per process, for tests that must see a cache hit without timing it.
-_export_count = 0
-_export_count_lock = threading.Lock()
-
-
-def export_count() -> int:
-    return _export_count
 
 
 class ParityCheck(Protocol):
@@ -88,7 +79,6 @@ def load_embedder(weights_path: Path, *, device: torch.device) -> InceptionResne
 
 def export_module(module: torch.nn.Module, *, path: Path, key_sha256: str, spec: ExportSpec) -> dict[str, Any]:
     """Export the module to path (via a temporary file renamed into place) once it passes its parity check."""
-    global _export_count
     cpu_module = module if next(module.parameters()).device.type == "cpu" else copy.deepcopy(module).cpu()
     example = torch.from_numpy(spec.check_input)
     with torch.inference_mode():
@@ -120,8 +110,6 @@ def export_module(module: torch.nn.Module, *, path: Path, key_sha256: str, spec:
         raise OnnxModelError(f"exporting {spec.what} to ONNX failed: {error}") from error
     finally:
         temp.unlink(missing_ok=True)
-    with _export_count_lock:
-        _export_count += 1
     logger.info("exported %s to %s (parity with torch %s: %s)", spec.what, path, torch.__version__, parity)
     return parity
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from app.engine import export
+from app.engine import exporting
 from app.engine.build import EngineConfig
 from app.engine.decode import ImageLimits, decode_image
 from app.engine.onnx_runtime import OnnxModelError
@@ -48,4 +48,4 @@ def failing_onnx_export(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise OnnxModelError("export failed for the test")
 
-    monkeypatch.setattr(export, "export_module", fail)
+    monkeypatch.setattr(exporting, "_in_child", fail)  # where the child process would be started

@@ -248,3 +248,20 @@ def test_probe_runs_both_models_on_a_fixed_input(engine: FaceEngine) -> None:
     engine.probe()
 
     assert engine.description.as_dict() == {"device": "cpu", "detector": "onnx", "embedder": "onnx fp32"}
+
+
+def test_a_start_that_must_export_makes_the_exports_without_importing_torch_itself(
+    weights_file: tuple[Path, str], tmp_path: Path
+) -> None:
+    cache_dir = tmp_path / "onnx"
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_SCRIPT, str(weights_file[0]), weights_file[1], str(cache_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["onnx", "onnx", "fp32", "False", "False"]
+    assert len(list(cache_dir.glob("*.onnx"))) == 4  # the embedder and MTCNN's three nets, made by the child

@@ -25,8 +25,8 @@ from app.engine import mtcnn as onnx_mtcnn
 from app.engine.boxes import nms_min, nms_union
 from app.engine.build import onnx_detector
 from app.engine.crops import downscale
-from app.engine.export import export_count
 from app.engine.export_cache import cache_problem
+from app.engine.exporting import export_count
 from app.engine.mtcnn import Detections, OnnxMtcnn, export_paths, mtcnn_sha256
 from app.engine.resample import area_crops, area_resize, integral_image
 from tests.engine.conftest import load_photo

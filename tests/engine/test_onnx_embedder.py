@@ -18,8 +18,9 @@ from facenet_pytorch import InceptionResnetV1
 
 from app.engine.build import build_engine, onnx_embedder
 from app.engine.engine import FaceEngine
-from app.engine.export import export_count, load_embedder
+from app.engine.export import load_embedder
 from app.engine.export_cache import cache_problem, read_manifest
+from app.engine.exporting import export_count
 from app.engine.faces import Crops, Embedder
 from app.engine.onnx_embedder import cache_path
 from app.errors import WeightsUnavailableError
