@@ -157,7 +157,7 @@ class Stack:
 
 
 def write_env_file(*, path: Path, image: str, password: str, first_port: int) -> None:
-    """.env.example with a password, a two-port loopback range and this run's image filled in."""
+    """.env.example with a password, a two-port loopback range, this run's image and no rate limit."""
     lines = []
     for line in (REPO_ROOT / ".env.example").read_text().splitlines():
         if line.startswith("POSTGRES_PASSWORD="):
@@ -166,6 +166,10 @@ def write_env_file(*, path: Path, image: str, password: str, first_port: int) ->
             line = f"APP_PORTS=127.0.0.1:{first_port}-{first_port + 1}"
         elif line.startswith(("APP_IMAGE=", "# APP_IMAGE=")):
             line = f"APP_IMAGE={image}"
+        elif line.startswith("FACEREC_RATE_LIMIT_"):
+            # The load loops call as fast as answers come, far past a per-key limit; these tests
+            # are about faults, and the limits have their own tests against a real database.
+            line = line.split("=")[0] + "=0"
         lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     assert f"APP_IMAGE={image}" in lines, ".env.example has no APP_IMAGE line to fill in"
