@@ -7,8 +7,8 @@ samples the service process's RSS (and the embedded Postgres's PSS). Reported: R
 and end of the timed load, its peak, the least-squares slope in MiB per minute over the second
 half (after caches and arenas have filled), requests, throughput and errors.
 
-    uv run python -m benchmarks.soak                  # 10 minutes at concurrency 4
-    uv run python -m benchmarks.soak --minutes 2 --concurrency 8
+    uv run python -m benchmarks.soak                  # 10 minutes at concurrency 8
+    uv run python -m benchmarks.soak --minutes 2 --concurrency 4
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__.split("\n")[0])
     parser.add_argument("--faces", type=Path, default=DEFAULT_FACES_DIR, help="folder of <identity>/<images>")
     parser.add_argument("--minutes", type=float, default=10.0, help="timed load (default 10)")
-    parser.add_argument("--concurrency", type=positive_int, default=4)
+    parser.add_argument("--concurrency", type=positive_int, default=8)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between RSS samples")
     parser.add_argument("--warmup", type=positive_int, default=100, help="untimed requests first")
     parser.add_argument("--weights", type=Path, default=None, help="InceptionResnetV1 weights (default: untrained)")
