@@ -20,7 +20,7 @@ import onnxruntime as ort  # type: ignore[import-untyped]
 from app.engine import mtcnn
 from app.engine.engine import EngineDescription, FaceEngine
 from app.engine.export_cache import cache_problem, reference_outputs
-from app.engine.exporting import export_embedder, export_mtcnn
+from app.engine.exporting import export_embedder, export_mtcnn, one_child
 from app.engine.faces import Detector, Embedder
 from app.engine.onnx_embedder import Precision, cache_path, open_embedder
 from app.engine.onnx_runtime import OnnxModelError, check_input, open_session, run_checked
@@ -133,9 +133,10 @@ def build_engine(config: EngineConfig, *, embedder: Embedder | None = None) -> F
             "facerec cannot start: FACEREC_EMBEDDING_PRECISION=int8 runs on ONNX Runtime on the CPU only; "
             "set FACEREC_DEVICE=cpu or use fp32."
         )
-    detector = _detector(config, device=device, fallbacks=fallbacks)
-    if embedder is None:
-        embedder = _embedder(config, device=device, fallbacks=fallbacks)
+    with one_child():  # the exports a first start makes import torch once between them
+        detector = _detector(config, device=device, fallbacks=fallbacks)
+        if embedder is None:
+            embedder = _embedder(config, device=device, fallbacks=fallbacks)
     description = EngineDescription(
         device=device,
         detector=detector.backend,

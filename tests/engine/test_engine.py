@@ -220,12 +220,14 @@ NO_TORCH_SCRIPT = """
 import sys
 from pathlib import Path
 from app.engine.build import EngineConfig, build_engine
+from app.engine.exporting import export_count, export_processes
 engine = build_engine(EngineConfig(
     weights_path=Path(sys.argv[1]), weights_sha256=sys.argv[2], model_id="t", cache_dir=Path(sys.argv[3]), device="cpu"
 ))
 engine.probe()
 described = engine.description
 print(described.detector, described.embedder, "torch" in sys.modules, "facenet_pytorch" in sys.modules)
+print("exports", export_count(), "children", export_processes())
 """
 
 
@@ -241,7 +243,7 @@ def test_a_start_that_finds_valid_exports_imports_no_torch(
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["onnx", "onnx", "fp32", "False", "False"]
+    assert result.stdout.split() == ["onnx", "onnx", "fp32", "False", "False", "exports", "0", "children", "0"]
 
 
 def test_probe_runs_both_models_on_a_fixed_input(engine: FaceEngine) -> None:
@@ -250,7 +252,7 @@ def test_probe_runs_both_models_on_a_fixed_input(engine: FaceEngine) -> None:
     assert engine.description.as_dict() == {"device": "cpu", "detector": "onnx", "embedder": "onnx fp32"}
 
 
-def test_a_start_that_must_export_makes_the_exports_without_importing_torch_itself(
+def test_a_start_that_must_export_makes_both_exports_in_one_child_without_importing_torch_itself(
     weights_file: tuple[Path, str], tmp_path: Path
 ) -> None:
     cache_dir = tmp_path / "onnx"
@@ -263,5 +265,6 @@ def test_a_start_that_must_export_makes_the_exports_without_importing_torch_itse
     )
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["onnx", "onnx", "fp32", "False", "False"]
+    # MTCNN's nets and the embedder: two exports, one interpreter importing torch for both
+    assert result.stdout.split() == ["onnx", "onnx", "fp32", "False", "False", "exports", "2", "children", "1"]
     assert len(list(cache_dir.glob("*.onnx"))) == 4  # the embedder and MTCNN's three nets, made by the child
