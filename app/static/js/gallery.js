@@ -48,7 +48,7 @@ export function setUpGallery() {
           ...(hasThresholds
             ? [item.match_threshold === null ? "service default" : formatNumber(item.match_threshold, 3)]
             : []),
-          item.retention_days === null ? "kept" : `${item.retention_days} days`,
+          item.retention_days === null ? "no limit" : `${item.retention_days} days`,
         ]),
       }),
     );
