@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import ServicesDep
@@ -19,7 +19,6 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits keys with `scope` (or admin), within their rate limit in that scope."""
 
     async def dependency(
-        request: Request,
         services: ServicesDep,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
         api_key: Annotated[str | None, Security(_api_key_header)],
@@ -28,9 +27,7 @@ def require(scope: Scope) -> Callable[..., Awaitable[Principal]]:
             return ANONYMOUS
         token = bearer.credentials if bearer is not None else api_key
         # One transaction: the key lookup, the scope check and the take from the shared rate limit.
-        principal = await services.keys.authenticate(token, scope=scope)
-        request.state.principal = principal
-        return principal
+        return await services.keys.authenticate(token, scope=scope)
 
     dependency.__name__ = f"require_{scope.value}"
     return dependency

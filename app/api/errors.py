@@ -31,6 +31,17 @@ def error_json(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# What every authenticated route of the gallery and access routers can answer besides its own codes.
+COMMON_ERRORS = (
+    "UNAUTHENTICATED",
+    "INSUFFICIENT_SCOPE",
+    "RATE_LIMITED",
+    "DATABASE_UNAVAILABLE",
+    "AUDIT_UNAVAILABLE",
+    "VALIDATION_ERROR",
+)
+
+
 def error_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the given error codes, grouped by status."""
     by_status: dict[int, list[str]] = {}

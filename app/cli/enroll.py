@@ -38,7 +38,7 @@ from app.cli.remote import RemoteError
 from app.cli.retry import Attempts, RetryPolicy, retrying
 from app.errors import FacerecError
 from app.services.enrollment_records import EnrollRequest
-from app.services.policy import ConflictPolicy, LowSimilarityPolicy
+from app.services.policy import DEFAULT_COLLECTION, ConflictPolicy, LowSimilarityPolicy
 from app.services.quality import MultipleFacesPolicy
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ async def _enrol_all(
 @command
 def enroll_dir(
     directory: Annotated[Path, typer.Argument(help="DIR/<subject>/<images>; DIR/names.csv (folder,name) names them")],
-    collection: Annotated[str, typer.Option(help="collection to enrol into")] = "default",
+    collection: Annotated[str, typer.Option(help="collection to enrol into")] = DEFAULT_COLLECTION,
     on_multiple_faces: Annotated[MultipleFacesPolicy, typer.Option(help="reject, or enrol the largest face")] = (
         MultipleFacesPolicy.REJECT
     ),

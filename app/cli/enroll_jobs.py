@@ -9,8 +9,8 @@ from pathlib import Path
 import pydantic
 
 from app.schemas import SubjectName
+from app.services.evaluation.dataset import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 NAMES_FILE = "names.csv"
 _SUBJECT_NAME: pydantic.TypeAdapter[str] = pydantic.TypeAdapter(SubjectName)
 

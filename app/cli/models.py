@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from app.cli.common import OK, SOME_REJECTED, USAGE, JsonFlag, command, fail, print_json, settings
+from app.services.evaluation.dataset import IMAGE_SUFFIXES
 
 app = typer.Typer(help="Model weights (local only).", no_args_is_help=True)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 @app.command()

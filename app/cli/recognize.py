@@ -11,6 +11,7 @@ import typer
 from app.cli.backend import ask
 from app.cli.common import OK, JsonFlag, KeyOption, UrlOption, UsageError, command, print_json, run
 from app.schemas import Box
+from app.services.policy import DEFAULT_COLLECTION
 
 Photo = Annotated[Path, typer.Argument(help="the photo", exists=True, dir_okay=False)]
 Collection = Annotated[str, typer.Option(help="the collection")]
@@ -23,7 +24,7 @@ def _box(box: Box) -> str:
 @command
 def identify(
     image: Photo,
-    collection: Collection = "default",
+    collection: Collection = DEFAULT_COLLECTION,
     top_k: Annotated[int, typer.Option(min=1, max=100, help="candidates per face")] = 3,
     url: UrlOption = None,
     key: KeyOption = None,
@@ -53,7 +54,7 @@ def verify(
         Path | None, typer.Argument(help="the second photo (or --subject)", exists=True, dir_okay=False)
     ] = None,
     subject: Annotated[str | None, typer.Option(help="an enrolled subject to compare with, instead of B")] = None,
-    collection: Collection = "default",
+    collection: Collection = DEFAULT_COLLECTION,
     url: UrlOption = None,
     key: KeyOption = None,
     as_json: JsonFlag = False,

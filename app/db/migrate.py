@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -37,6 +38,7 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+@functools.cache  # the migration scripts do not change while a process runs (/readyz asks every probe)
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("postgresql+psycopg://unused")).get_current_head()
     if head is None:

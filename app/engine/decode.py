@@ -139,10 +139,12 @@ def _check_dimensions(size: tuple[int, int], *, limits: ImageLimits) -> None:
 
 def _apply_exif_orientation(image: Image.Image) -> Image.Image:
     # Malformed or out-of-range EXIF must never fail a request: keep the stored orientation.
+    # In place: without an orientation tag, exif_transpose would return a copy of every photo.
     try:
-        return ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # noqa: BLE001 - any EXIF parser failure means "no usable orientation"
         return image
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort  # type: ignore[import-untyped]
 from onnxruntime.quantization import (  # type: ignore[import-untyped]
     CalibrationDataReader,
@@ -31,8 +30,8 @@ from onnxruntime.quantization import (  # type: ignore[import-untyped]
 from app.engine.decode import ImageLimits, decode_image
 from app.engine.engine import FaceEngine
 from app.engine.export_cache import install, read_manifest, temp_beside
-from app.engine.faces import CROP_SIZE, l2_normalise
-from app.engine.onnx_embedder import int8_path
+from app.engine.faces import Crops, l2_normalise, no_crops
+from app.engine.onnx_embedder import INPUT_NAME, int8_path
 from app.engine.onnx_runtime import OnnxModelError, open_session
 from app.errors import FacerecError
 
@@ -40,9 +39,6 @@ logger = logging.getLogger(__name__)
 
 # Smallest cosine similarity to fp32 accepted on the calibration crops' held-out part.
 MIN_COSINE_TO_FP32 = 0.99
-INPUT_NAME = "crops"
-
-Crops = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -83,8 +79,8 @@ def calibration_crops(
             continue
         crops.append(engine.crops(image, faces=faces[:1]))
     if not crops:
-        return np.zeros((0, 3, CROP_SIZE, CROP_SIZE), np.float32), skipped
-    return np.concatenate(crops).astype(np.float32), skipped
+        return no_crops(), skipped
+    return np.concatenate(crops), skipped
 
 
 def _embed(session: ort.InferenceSession, *, crops: Crops) -> Crops:

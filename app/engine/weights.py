@@ -11,13 +11,13 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from app.config import VGGFACE2_WEIGHTS_FILENAME, Settings
 from app.errors import WeightsUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -40,21 +40,26 @@ class WeightsSource:
         return self.explicit_path if self.explicit_path is not None else self.model_dir / self.filename
 
 
-def weights_source(settings: Settings) -> WeightsSource:
-    return WeightsSource(
-        explicit_path=settings.weights_path,
-        model_dir=settings.model_dir,
-        filename=VGGFACE2_WEIGHTS_FILENAME,
-        url=settings.weights_url,
-        sha256=settings.weights_sha256,
-    )
+# The digests this process has computed, by the file's identity and version: `facerec serve`
+# checks the weights before binding its port and the engine again as it loads them, and the
+# ~112 MB file needs hashing only once while it is unchanged.
+_digests: dict[tuple[int, int, int, int], str] = {}
+_digests_lock = threading.Lock()
 
 
 def sha256_of(path: Path) -> str:
+    status = path.stat()
+    version = (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+    with _digests_lock:
+        known = _digests.get(version)
+    if known is not None:
+        return known
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
+    with _digests_lock:
+        _digests[version] = digest.hexdigest()
     return digest.hexdigest()
 
 

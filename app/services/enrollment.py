@@ -8,7 +8,6 @@ subject's other faces is flagged (a mislabelled photo).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from datetime import timedelta
@@ -103,7 +102,7 @@ class EnrollmentService:
                     landmarks=tuple(coordinate for point in face.face.landmarks for coordinate in point),
                     detection_probability=face.face.probability,
                     model_id=self._analyser.model_id,
-                    image_sha256=hashlib.sha256(request.data).hexdigest(),
+                    image_sha256=request.image_sha256,
                 )
             )
             result = EnrollResult(
@@ -121,7 +120,7 @@ class EnrollmentService:
             )
             if request.idempotency_key is not None and not await repository.save_idempotent_response(
                 key=request.idempotency_key,
-                request_sha256=request.fingerprint(),
+                request_sha256=request.fingerprint,
                 response=result.to_json(),
                 keep_for=IDEMPOTENCY_WINDOW,
             ):
@@ -199,7 +198,7 @@ class EnrollmentService:
             if stored is None:
                 return None
             fingerprint, response = stored
-            if fingerprint != request.fingerprint():
+            if fingerprint != request.fingerprint:
                 raise IdempotencyConflictError(
                     "This Idempotency-Key was already used for a different request.", details={"idempotency_key": key}
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import uuid
@@ -28,10 +29,16 @@ class EnrollRequest:
     threshold: float | None = None
     idempotency_key: str | None = None
 
+    @functools.cached_property
+    def image_sha256(self) -> str:
+        """The upload's SHA-256, stored with the face and part of the fingerprint: hashed once."""
+        return hashlib.sha256(self.data).hexdigest()
+
+    @functools.cached_property
     def fingerprint(self) -> str:
         """What makes two enrolment requests the same request, for Idempotency-Key checks."""
         described = [
-            hashlib.sha256(self.data).hexdigest(),
+            self.image_sha256,
             self.subject,
             self.collection,
             self.metadata,

@@ -11,20 +11,11 @@ from fastapi import APIRouter, Depends, Query, status
 from app.api import convert
 from app.api.auth import AdminKey
 from app.api.deps import ServicesDep
-from app.api.errors import error_responses
+from app.api.errors import COMMON_ERRORS, error_responses
 from app.db.records import AuditQuery
 from app.schemas import AuditPage, KeyCreate, KeyIssued, KeyList, KeyRead
 
 router = APIRouter(tags=["access"])
-
-COMMON_ERRORS = (
-    "UNAUTHENTICATED",
-    "INSUFFICIENT_SCOPE",
-    "RATE_LIMITED",
-    "DATABASE_UNAVAILABLE",
-    "AUDIT_UNAVAILABLE",
-    "VALIDATION_ERROR",
-)
 
 
 def audit_query(

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from app.engine.faces import no_embeddings
 from app.services.evaluation.metrics import (
     IdentificationPoint,
     OperatingPoint,
@@ -55,7 +56,7 @@ def score(
     embedded: Sequence[Embedded], *, distractors: Sequence[Embedded], max_impostor_pairs: int, seed: int
 ) -> Scored:
     usable = [(item, item.embedding) for item in embedded if item.embedding is not None]
-    vectors = np.stack([vector for _, vector in usable]) if usable else np.zeros((0, 512), np.float32)
+    vectors = np.stack([vector for _, vector in usable]) if usable else no_embeddings()
     labels = [item.photo.subject for item, _ in usable]
     extra = [item.embedding for item in distractors if item.embedding is not None]
     verification = verification_scores(
