@@ -203,3 +203,11 @@ def test_list_subjects_q_matches_a_name_substring_in_any_case_with_wildcards_tak
     assert [s["name"] for s in found["%"]["items"]] == ["100% Real"]
     assert [s["name"] for s in found["_"]["items"]] == ["a_b"]
     assert found["zzz"] == {"items": [], "total": 0, "limit": 100, "offset": 0}
+
+
+def test_list_subjects_q_with_a_nul_character_is_422_naming_q(client: TestClient) -> None:
+    response = client.get("/subjects", params={"q": "ann\x00"})
+
+    assert response.status_code == 422
+    assert error_code(response) == "VALIDATION_ERROR"
+    assert [problem["field"] for problem in response.json()["error"]["details"]["errors"]] == ["query.q"]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from app.api import convert
 from app.api.auth import ManageKey
 from app.api.deps import GalleryDep
-from app.api.errors import error_responses
+from app.api.errors import COMMON_ERRORS, error_responses
 from app.schemas import (
     COLLECTION_PATTERN,
     CollectionDeleted,
@@ -27,20 +27,15 @@ from app.services.gallery import SubjectPageRequest
 
 router = APIRouter(tags=["gallery"])
 
-COMMON_ERRORS = (
-    "UNAUTHENTICATED",
-    "INSUFFICIENT_SCOPE",
-    "RATE_LIMITED",
-    "DATABASE_UNAVAILABLE",
-    "AUDIT_UNAVAILABLE",
-    "VALIDATION_ERROR",
-)
 CollectionPath = Annotated[str, Path(pattern=COLLECTION_PATTERN)]
 
 
 def subject_page(
     collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
-    q: Annotated[str | None, Query(max_length=200, description="Only subjects whose name contains this.")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=r"^[^\x00]*$", description="Only subjects whose name contains this, any case."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> SubjectPageRequest:
