@@ -17,6 +17,7 @@ from app.schemas import (
     IdentifiedFaceRead,
     IdentifyResponse,
     IgnoredFaceRead,
+    KeyIssued,
     KeyRead,
     Landmarks,
     MeasuredFaceRead,
@@ -24,12 +25,15 @@ from app.schemas import (
     QualityFailureRead,
     QualityRead,
     StoredFaceRead,
+    SubjectDeleted,
     SubjectRead,
     VerifyResponse,
     WarningRead,
 )
+from app.services.access import IssuedKey
 from app.services.analysis import Detection
 from app.services.enrollment import EnrollResult
+from app.services.gallery import DeletionReceipt
 from app.services.quality import AnalysedFace, QualityLimits, quality_failures
 from app.services.recognition import IdentifyResult, VerifyResult
 
@@ -184,6 +188,21 @@ def key(record: KeyRecord) -> KeyRead:
         created_at=record.created_at,
         last_used_at=record.last_used_at,
         revoked_at=record.revoked_at,
+    )
+
+
+def key_issued(issued: IssuedKey) -> KeyIssued:
+    """A new key's record and its secret, which this answer alone carries."""
+    return KeyIssued(**key(issued.record).model_dump(), key=issued.token)
+
+
+def subject_deleted(receipt: DeletionReceipt) -> SubjectDeleted:
+    return SubjectDeleted(
+        id=receipt.subject_id,
+        name=receipt.subject,
+        collection=receipt.collection,
+        deleted_faces=receipt.faces_deleted,
+        deleted_at=receipt.deleted_at,
     )
 
 

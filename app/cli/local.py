@@ -106,17 +106,11 @@ class LocalBackend:
 
     async def delete_subject(self, subject_id: uuid.UUID) -> SubjectDeleted:
         receipt = await self.services.gallery.delete_subject(subject_id, principal=SYSTEM)
-        return SubjectDeleted(
-            id=receipt.subject_id,
-            name=receipt.subject,
-            collection=receipt.collection,
-            deleted_faces=receipt.faces_deleted,
-            deleted_at=receipt.deleted_at,
-        )
+        return convert.subject_deleted(receipt)
 
     async def create_key(self, *, name: str, scopes: list[Scope], collections: list[str] | None) -> KeyIssued:
         issued = await self.services.keys.create(name=name, scopes=scopes, collections=collections, principal=SYSTEM)
-        return KeyIssued(**convert.key(issued.record).model_dump(), key=issued.token)
+        return convert.key_issued(issued)
 
     async def keys(self) -> KeyList:
         return KeyList(items=[convert.key(record) for record in await self.services.keys.list()])
@@ -126,7 +120,7 @@ class LocalBackend:
 
     async def rotate_key(self, key_id: uuid.UUID) -> KeyIssued:
         issued = await self.services.keys.rotate(key_id, principal=SYSTEM)
-        return KeyIssued(**convert.key(issued.record).model_dump(), key=issued.token)
+        return convert.key_issued(issued)
 
 
 @asynccontextmanager

@@ -40,7 +40,7 @@ async def create_key(body: KeyCreate, principal: AdminKey, services: ServicesDep
     issued = await services.keys.create(
         name=body.name, scopes=body.scopes, collections=body.collections, principal=principal
     )
-    return KeyIssued(**convert.key(issued.record).model_dump(), key=issued.token)
+    return convert.key_issued(issued)
 
 
 @router.get("/keys", response_model=KeyList, responses=error_responses(*COMMON_ERRORS))
@@ -64,7 +64,7 @@ async def revoke_key(key_id: uuid.UUID, principal: AdminKey, services: ServicesD
 async def rotate_key(key_id: uuid.UUID, principal: AdminKey, services: ServicesDep) -> KeyIssued:
     """Replace a key with a new one of the same scopes; the old one stops working at once."""
     issued = await services.keys.rotate(key_id, principal=principal)
-    return KeyIssued(**convert.key(issued.record).model_dump(), key=issued.token)
+    return convert.key_issued(issued)
 
 
 @router.get("/audit", response_model=AuditPage, responses=error_responses(*COMMON_ERRORS))

@@ -111,13 +111,7 @@ async def update_subject(
 async def delete_subject(subject_id: uuid.UUID, principal: ManageKey, gallery: GalleryDep) -> SubjectDeleted:
     """Delete a subject and all its faces for good; returns the deletion receipt."""
     receipt = await gallery.delete_subject(subject_id, principal=principal)
-    return SubjectDeleted(
-        id=receipt.subject_id,
-        name=receipt.subject,
-        collection=receipt.collection,
-        deleted_faces=receipt.faces_deleted,
-        deleted_at=receipt.deleted_at,
-    )
+    return convert.subject_deleted(receipt)
 
 
 @router.get(
